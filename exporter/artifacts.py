@@ -1,0 +1,231 @@
+"""Atomic, content-addressed writes into the artifact folder.
+
+An export writes into artifacts/.staging/<random>/, then commits:
+  1. hash every file (sha256) -> revision = hash of the sorted (path, sha256) list
+  2. rename the staging folder to artifacts/.rev/<id>/<revision>/        (atomic rename)
+  3. replace artifacts/manifest.json (temp file, fsync, os.replace)      <- the commit point
+  4. point the symlink artifacts/<id> at the new revision               (atomic replace)
+  5. delete revisions the manifest no longer names
+A kill before 3 leaves the old manifest naming old, untouched files; a kill after 3 leaves a
+valid new manifest (the server resolves files through it, not through the symlink). Leftovers
+of a killed export (staging folders, unreferenced revisions, a stale symlink) are repaired by
+the next commit or by `repair()`.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from contract.manifest import (
+    MANIFEST_NAME,
+    REVISIONS_DIR,
+    FileEntry,
+    Manifest,
+    ModelEntry,
+    Variant,
+    load_manifest,
+    revision_dir,
+)
+from exporter.errors import ArtifactStoreError, DiskFullError
+
+STAGING_DIR = ".staging"
+LOCK_NAME = ".lock"
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        with file.open("rb") as f:
+            os.fsync(f.fileno())
+    for folder in sorted({p.parent for p in path.rglob("*")} | {path}):
+        _fsync_dir(folder)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Temp file in the same folder, fsync, os.replace: readers see the old or the new file, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _disk_errors() -> Iterator[None]:
+    try:
+        yield
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise DiskFullError(
+                f"no space left while writing artifacts ({err.filename or 'unknown file'}); nothing was committed",
+                fix="free disk space or pass --out on a larger disk, then run the export again",
+            ) from err
+        raise
+
+
+class Staging:
+    """A private folder for one export; files are written at their rest path (e.g. onnx/x.onnx)."""
+
+    def __init__(self, store: "ArtifactStore", model_id: str, folder: Path) -> None:
+        self.store = store
+        self.model_id = model_id
+        self.dir = folder
+        self.committed: ModelEntry | None = None
+
+    def path(self, rest: str) -> Path:
+        target = self.dir / rest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def logical(self, rest: str) -> str:
+        return f"{self.model_id}/{rest}"
+
+    def commit(self, *, variants: dict[str, dict[str, Any]], report: str | None = None, **fields: Any) -> ModelEntry:
+        """Hash, move into .rev/, and publish in the manifest. `variants` name files by rest path.
+
+        `fields` are the remaining ModelEntry fields (task, family, source, trained, defaults, ...).
+        """
+        with _disk_errors():
+            files = [
+                FileEntry(path=self.logical(p.relative_to(self.dir).as_posix()), bytes=p.stat().st_size,
+                          sha256=sha256_file(p))
+                for p in sorted(self.dir.rglob("*")) if p.is_file()
+            ]
+            listing = "".join(f"{f.path}\0{f.sha256}\n" for f in files)
+            revision = hashlib.sha256(listing.encode()).hexdigest()[:16]
+            entry = ModelEntry(
+                id=self.model_id,
+                revision=revision,
+                files=files,
+                variants={
+                    name: Variant(**{**v, "files": {role: self.logical(rest) for role, rest in v["files"].items()}})
+                    for name, v in variants.items()
+                },
+                report=self.logical(report) if report else None,
+                **fields,
+            )
+            _fsync_tree(self.dir)
+            self.committed = self.store._publish(entry, self.dir)
+        return self.committed
+
+
+class ArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / LOCK_NAME).open("a") as lock:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as err:
+                raise ArtifactStoreError(
+                    f"another export is writing to {self.root}",
+                    fix="wait for it to finish, or export into a different --out folder",
+                ) from err
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def manifest(self) -> Manifest:
+        try:
+            return load_manifest(self.root)
+        except ValueError as err:
+            raise ArtifactStoreError(
+                f"{self.root / MANIFEST_NAME} is not a valid manifest: {err}",
+                fix="restore it from a backup, or delete it and re-export the models",
+            ) from err
+
+    @contextmanager
+    def stage(self, model_id: str) -> Iterator[Staging]:
+        """Yields a staging folder; on any exception (or a missing commit) it is deleted."""
+        with _disk_errors():
+            (self.root / STAGING_DIR).mkdir(parents=True, exist_ok=True)
+            folder = Path(tempfile.mkdtemp(dir=self.root / STAGING_DIR, prefix=model_id.replace("/", "--") + "."))
+        staging = Staging(self, model_id, folder)
+        try:
+            yield staging
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _publish(self, entry: ModelEntry, staged: Path) -> ModelEntry:
+        with self._locked():
+            manifest = self.manifest().with_model(entry)
+            target = revision_dir(self.root, entry)
+            if target.exists():  # identical content exported before: keep the existing copy
+                shutil.rmtree(staged)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(staged, target)
+                _fsync_dir(target.parent)
+            write_text_atomic(self.root / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
+            self._repair_locked(manifest)
+        return entry
+
+    def repair(self) -> None:
+        """Symlinks to match the manifest; drops staging leftovers and unreferenced revisions."""
+        with self._locked():
+            self._repair_locked(self.manifest())
+
+    def _repair_locked(self, manifest: Manifest) -> None:
+        for entry in manifest.models:
+            self._point_symlink(entry)
+        shutil.rmtree(self.root / STAGING_DIR, ignore_errors=True)
+        live = {revision_dir(self.root, m) for m in manifest.models}
+        revisions = self.root / REVISIONS_DIR
+        for rev in [*revisions.glob("*/*"), *revisions.glob("*/*/*")]:
+            if rev.is_dir() and _is_revision(rev) and rev not in live:
+                shutil.rmtree(rev, ignore_errors=True)
+
+    def _point_symlink(self, entry: ModelEntry) -> None:
+        link = self.root / entry.id
+        target = os.path.relpath(revision_dir(self.root, entry), link.parent)
+        if link.is_symlink() and os.readlink(link) == target:
+            return
+        if link.exists() and not link.is_symlink():
+            raise ArtifactStoreError(
+                f"{link} is a real folder, not the symlink this store manages",
+                fix=f"move it out of {self.root} (the manifest's copy lives under {REVISIONS_DIR}/)",
+            )
+        link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = link.with_name(f".{link.name}.link-tmp")
+        tmp.unlink(missing_ok=True)
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+
+
+def _is_revision(path: Path) -> bool:
+    return len(path.name) == 16 and all(c in "0123456789abcdef" for c in path.name)

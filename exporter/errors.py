@@ -1,0 +1,49 @@
+"""Named export failures. Each carries the fix, so the CLI prints one clear line and exits 2."""
+
+from __future__ import annotations
+
+
+class ExportError(Exception):
+    """Base class: `str(err)` says what went wrong, `err.fix` what to do about it."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        return f"{base}\n  fix: {self.fix}" if self.fix else base
+
+
+class SourceNotFoundError(ExportError):
+    """A local path that does not exist, or a name that is neither a folder nor a known source."""
+
+
+class HubUnreachableError(ExportError):
+    """A hub id was given, but the hub cannot be reached (offline) and nothing is cached."""
+
+
+class CorruptCheckpointError(ExportError):
+    """Files exist but cannot be read as a model (bad JSON, truncated weights, bad GGUF)."""
+
+
+class UnsupportedArchitectureError(ExportError):
+    """The checkpoint's architecture is not one this exporter knows."""
+
+
+class UnsupportedQuantizationError(ExportError):
+    """A GGUF tensor type or a requested variant that the exporter cannot carry over."""
+
+
+class ParityError(ExportError):
+    """An exported file disagrees with its PyTorch reference beyond the stated tolerance."""
+
+
+class DiskFullError(ExportError):
+    """The artifact folder ran out of space; nothing was committed."""
+
+
+class ArtifactStoreError(ExportError):
+    """The artifact folder is locked by another export, or its manifest is invalid."""
