@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from contract.manifest import (
     MANIFEST_NAME,
@@ -38,6 +38,7 @@ from contract.manifest import (
 from exporter.errors import ArtifactStoreError, DiskFullError
 
 STAGING_DIR = ".staging"
+LIVE_SUFFIX = ".live"  # .staging/<name>.live: flock-held by the export writing .staging/<name>/
 LOCK_NAME = ".lock"
 _CHUNK = 1 << 20
 
@@ -70,6 +71,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Temp file in the same folder, fsync, os.replace: readers see the old or the new file, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; artifacts are meant to be served and shared
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -174,12 +176,16 @@ class ArtifactStore:
         """Yields a staging folder; on any exception (or a missing commit) it is deleted."""
         with _disk_errors():
             (self.root / STAGING_DIR).mkdir(parents=True, exist_ok=True)
-            folder = Path(tempfile.mkdtemp(dir=self.root / STAGING_DIR, prefix=model_id.replace("/", "--") + "."))
+            live, live_path = _claim_live_lock(self.root / STAGING_DIR, prefix=model_id.replace("/", "--") + ".")
+            folder = live_path.with_name(live_path.name[: -len(LIVE_SUFFIX)])
+            folder.mkdir()
         staging = Staging(self, model_id, folder)
         try:
             yield staging
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+            live_path.unlink(missing_ok=True)
+            live.close()  # releases the flock
 
     def _publish(self, entry: ModelEntry, staged: Path) -> ModelEntry:
         with self._locked():
@@ -203,7 +209,7 @@ class ArtifactStore:
     def _repair_locked(self, manifest: Manifest) -> None:
         for entry in manifest.models:
             self._point_symlink(entry)
-        shutil.rmtree(self.root / STAGING_DIR, ignore_errors=True)
+        _drop_dead_staging(self.root / STAGING_DIR)
         live = {revision_dir(self.root, m) for m in manifest.models}
         revisions = self.root / REVISIONS_DIR
         for rev in [*revisions.glob("*/*"), *revisions.glob("*/*/*")]:
@@ -225,6 +231,47 @@ class ArtifactStore:
         tmp.unlink(missing_ok=True)
         os.symlink(target, tmp)
         os.replace(tmp, link)
+
+
+def _claim_live_lock(staging_root: Path, prefix: str) -> tuple[IO[str], Path]:
+    """A new, flock-held `<name>.live` file; its staging folder is `<name>`.
+
+    Created and locked before the folder exists, so cleanup never sees a live folder unlocked.
+    A cleanup may flock and unlink a just-created lock file before we lock it: then the inode
+    at the path differs from ours (or is gone) and we take a fresh name.
+    """
+    while True:
+        fd, name = tempfile.mkstemp(dir=staging_root, prefix=prefix, suffix=LIVE_SUFFIX)
+        handle = os.fdopen(fd, "w")
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            if os.stat(name).st_ino == os.fstat(fd).st_ino:
+                return handle, Path(name)
+        except FileNotFoundError:
+            pass
+        handle.close()
+
+
+def _drop_dead_staging(staging_root: Path) -> None:
+    """Deletes staging folders of exports that died (SIGKILL, power loss); live ones hold their flock."""
+    if not staging_root.is_dir():
+        return
+    for folder in staging_root.iterdir():
+        if folder.is_dir() and not folder.with_name(folder.name + LIVE_SUFFIX).exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a folder is made only after its lock file
+    for lock_path in staging_root.glob("*" + LIVE_SUFFIX):
+        try:
+            fd = os.open(lock_path, os.O_RDWR)  # no O_CREAT: never resurrect a lock file just removed
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # its export is still running
+        shutil.rmtree(lock_path.with_name(lock_path.name[: -len(LIVE_SUFFIX)]), ignore_errors=True)
+        lock_path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def _is_revision(path: Path) -> bool:
