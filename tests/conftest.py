@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Browser fixtures (live server, Chromium, console log, screenshots): tests/browser_support.py.
+pytest_plugins = ["browser_support"]
 # Tests never reach a model hub: a hub id must fail fast with the offline message.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

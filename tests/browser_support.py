@@ -1,0 +1,165 @@
+"""Browser-test fixtures: the built web app served by the real server over the session's artifacts,
+the system Chromium through Playwright, console-error collection, screenshots under test-results/.
+
+Registered from conftest.py (`pytest_plugins`). Browser tests are marked `@pytest.mark.browser`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from server_support import live_server
+
+REPO = Path(__file__).resolve().parent.parent
+WEB = REPO / "web"
+RESULTS = REPO / "test-results"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# SwiftShader's software WebGPU adapter: correct but slow, so only tiny models go there.
+WEBGPU_ARGS = [*CHROMIUM_ARGS, "--enable-unsafe-webgpu"]
+VISION_MODELS = ("tiny-random-clip", "tiny-random-siglip", "tiny-random-align")
+# Inputs of the web build: a newer one than dist/index.html means dist is stale.
+_WEB_SOURCES = ("src", "index.html", "vite.config.ts", "package.json", "package-lock.json", "tsconfig.json")
+
+
+def _newest_source_mtime() -> float:
+    paths = [p for name in _WEB_SOURCES for p in ([WEB / name] if (WEB / name).is_file() else (WEB / name).rglob("*"))]
+    return max(p.stat().st_mtime for p in paths if p.is_file())
+
+
+def build_web() -> Path:
+    """web/dist, rebuilt (npm run build, about 3 s) when any web source is newer than it."""
+    index = WEB / "dist" / "index.html"
+    if index.exists() and index.stat().st_mtime >= _newest_source_mtime():
+        return WEB / "dist"
+    if not (WEB / "node_modules").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=WEB, check=True, capture_output=True, timeout=600)
+    proc = subprocess.run(["npm", "run", "build"], cwd=WEB, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise AssertionError(f"npm run build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return WEB / "dist"
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def fixed_images(seed: int = 0) -> list[Image.Image]:
+    """Fixed RGB images, all non-square: each needs a resize (down and up) and, for CLIP/ALIGN, a crop.
+
+    Smooth gradients plus noise and hard edges, so resampling errors show up in the embeddings.
+    """
+    rng = np.random.default_rng(seed)
+    images = []
+    for width, height in [(97, 61), (45, 70), (200, 131), (33, 29)]:
+        y, x = np.mgrid[0:height, 0:width]
+        base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height)], axis=-1)
+        noise = rng.normal(0, 40, size=(height, width, 3))
+        block = ((x // 7 + y // 5) % 2)[..., None] * 60
+        pixels = np.clip(base + noise + block, 0, 255).astype(np.uint8)
+        images.append(Image.fromarray(pixels, "RGB"))
+    return images
+
+
+@dataclass
+class ConsoleLog:
+    """Console errors and uncaught page errors seen by a page."""
+
+    errors: list[str] = field(default_factory=list)
+
+    def attach(self, page) -> None:
+        page.on("console", lambda msg: self.errors.append(f"console.{msg.type}: {msg.text}")
+                if msg.type == "error" else None)
+        page.on("pageerror", lambda err: self.errors.append(f"pageerror: {err}"))
+
+    def assert_clean(self) -> None:
+        assert not self.errors, "console errors:\n" + "\n".join(self.errors)
+
+
+@pytest.fixture(scope="session")
+def web_dist() -> Path:
+    return build_web()
+
+
+@pytest.fixture(scope="session")
+def vision_artifacts(shared_artifacts) -> Path:
+    """The session artifact folder with the three tiny vision models (fp32, int8, q4)."""
+    for model in VISION_MODELS:
+        shared_artifacts.clip(model)
+    return shared_artifacts.root
+
+
+@pytest.fixture(scope="session")
+def lumen_url(vision_artifacts: Path, web_dist: Path) -> Iterator[str]:
+    with live_server(vision_artifacts, web_dist) as (host, port):
+        yield f"http://{host}:{port}"
+
+
+@pytest.fixture(scope="session")
+def playwright_instance():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance):
+    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="session")
+def webgpu_browser(playwright_instance):
+    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=WEBGPU_ARGS)
+    yield browser
+    browser.close()
+
+
+def screenshot(page, name: str) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _open_page(browser, request) -> Iterator[tuple[object, ConsoleLog]]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    log = ConsoleLog()
+    log.attach(page)
+    try:
+        yield page, log
+    finally:
+        try:
+            screenshot(page, request.node.name.replace("/", "_"))
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page_and_log(browser, request):
+    """A fresh page (own context, so own IndexedDB) and its console log; screenshot on teardown."""
+    yield from _open_page(browser, request)
+
+
+@pytest.fixture
+def webgpu_page_and_log(webgpu_browser, request):
+    yield from _open_page(webgpu_browser, request)

@@ -1,0 +1,238 @@
+"""The in-browser engine against Python: the same artifact files, the same PNGs and texts.
+
+Reference: Python onnxruntime fed the Hugging Face image processor's pixel_values (slow, PIL)
+and the `tokenizers` library's ids (tokenizer.json as written, with its truncation/padding).
+Tolerances: pixel_values 1e-6 (both sides do the same 8-bit PIL arithmetic), embeddings and
+scores 1e-4 on WASM (fp32), 1e-3 on WebGPU (SwiftShader, different kernels).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from browser_support import VISION_MODELS, data_url, fixed_images, png_bytes
+from tokenizers import Tokenizer
+from transformers import AutoImageProcessor
+
+from contract.manifest import load_manifest
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+
+
+LABELS = ["cat", "dog", "red car", "a tree in winter", "Café au lait, naïve façade"]
+LONG_TEXT = " ".join(["a very long caption that keeps going"] * 25)  # truncated at text_max_length
+TEXTS = ["a photo of a cat.", "", LONG_TEXT, "two dogs playing in the snow at night"]
+IMAGES = fixed_images()
+URLS = [data_url(png_bytes(img)) for img in IMAGES]
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class PythonReference:
+    """One model's fp32 towers in Python onnxruntime, fed by the HF processor and `tokenizers`."""
+
+    def __init__(self, root: Path, model_id: str, variant: str = "fp32") -> None:
+        self.entry = load_manifest(root).get(model_id)
+        assert self.entry is not None and self.entry.vision is not None
+        files = self.entry.variants[variant].files
+        self.vision_session = ort.InferenceSession(str(root / files["vision_model"]), providers=["CPUExecutionProvider"])
+        self.text_session = ort.InferenceSession(str(root / files["text_model"]), providers=["CPUExecutionProvider"])
+        self.processor = AutoImageProcessor.from_pretrained(root / model_id, use_fast=False)
+        self.tokenizer = Tokenizer.from_file(str(root / model_id / "tokenizer.json"))
+
+    def pixel_values(self, images) -> np.ndarray:  # [n, 3, H, W]
+        return self.processor(images=images, return_tensors="np")["pixel_values"]
+
+    def embed_images(self, images) -> np.ndarray:  # [n, D], unit rows
+        out = self.vision_session.run(["image_embeds"], {"pixel_values": self.pixel_values(images)})[0]
+        return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:  # [n, D]; one text per run: no padding effects
+        rows = []
+        for text in texts:
+            enc = self.tokenizer.encode(text)
+            feeds = {"input_ids": np.array([enc.ids], dtype=np.int64),
+                     "attention_mask": np.array([enc.attention_mask], dtype=np.int64)}
+            names = [i.name for i in self.text_session.get_inputs()]
+            rows.append(self.text_session.run(["text_embeds"], {n: feeds[n] for n in names})[0][0])
+        out = np.stack(rows)
+        return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+    def logits(self, image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.ndarray:  # [images, labels]
+        info = self.entry.vision
+        return info.logit_scale * image_embeds @ text_embeds.T + info.logit_bias
+
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-logits)) if self.entry.vision.scoring == "sigmoid" else _softmax(logits)
+
+
+def _run_in_browser(page, model_id: str, runtime: str) -> dict:
+    """Loads the fp32 variant and returns pixel values, embeddings and classification, as lists."""
+    return page.evaluate(
+        """async ([modelId, runtime, urls, labels, texts]) => {
+          const engine = window.engine;
+          const load = await engine.load({clip: modelId}, {variant: "fp32", runtime});
+          const pixels = await engine.pixelValues(urls);
+          const images = await engine.embedImages(urls);
+          const textEmbeds = await engine.embedTexts(texts);
+          const classified = await engine.classify({images: urls, labels});
+          return {
+            load,
+            runtime: engine.runtime,
+            reason: engine.runtimeReason,
+            pixels: pixels.map((p) => ({height: p.height, width: p.width, data: Array.from(p.data)})),
+            images: images.map((e) => Array.from(e)),
+            texts: textEmbeds.map((e) => Array.from(e)),
+            classified,
+          };
+        }""",
+        [model_id, runtime, URLS, LABELS, TEXTS],
+    )
+
+
+def _open(page, url: str) -> None:
+    page.goto(f"{url}/?autoload=0")
+    page.evaluate("window.lumenReady")
+
+
+def _check_against_python(result: dict, ref: PythonReference, tol: float) -> None:
+    family = ref.entry.family
+    pixels = ref.pixel_values(IMAGES)
+    for got, want in zip(result["pixels"], pixels):
+        assert (got["height"], got["width"]) == want.shape[1:]
+        np.testing.assert_allclose(np.array(got["data"]).reshape(want.shape), want, atol=1e-6, rtol=0,
+                                   err_msg=f"{family}: pixel_values differ from the HF processor")
+    image_ref = ref.embed_images(IMAGES)
+    np.testing.assert_allclose(np.array(result["images"]), image_ref, atol=tol, rtol=0,
+                               err_msg=f"{family}: image embeddings")
+    np.testing.assert_allclose(np.array(result["texts"]), ref.embed_texts(TEXTS), atol=tol, rtol=0,
+                               err_msg=f"{family}: text embeddings")
+    template = ref.entry.vision.template
+    label_ref = ref.embed_texts([template.replace("{}", label) for label in LABELS])
+    want_logits = ref.logits(image_ref, label_ref)
+    # The comparison means something only if the labels' logits differ by more than the tolerance
+    # (tiny random ALIGN's texts embed close together: spread about 7e-4).
+    assert (want_logits.max(axis=1) - want_logits.min(axis=1)).min() > min(tol, 1e-4) * 3
+    for ranked, logits in zip(result["classified"], want_logits):
+        got = {r["label"]: r for r in ranked}
+        assert [r["score"] for r in ranked] == sorted((r["score"] for r in ranked), reverse=True), "not best first"
+        np.testing.assert_allclose([got[label]["logit"] for label in LABELS], logits, atol=tol, rtol=0,
+                                   err_msg=f"{family}: logits")
+        np.testing.assert_allclose([got[label]["score"] for label in LABELS], ref.scores(logits), atol=tol, rtol=0,
+                                   err_msg=f"{family}: scores")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("model_id", VISION_MODELS)
+def test_wasm_matches_python_onnxruntime(model_id, vision_artifacts, lumen_url, page_and_log):
+    page, log = page_and_log
+    _open(page, lumen_url)
+    result = _run_in_browser(page, model_id, "wasm")
+    assert result["runtime"] == "wasm"
+    assert result["load"]["clip"]["variant"] == "fp32"
+    _check_against_python(result, PythonReference(vision_artifacts, model_id), tol=1e-4)
+    # The images really needed resizing (and, for CLIP and ALIGN, cropping).
+    assert all(img.size != (32, 32) and img.width != img.height for img in IMAGES)
+    log.assert_clean()
+
+
+@pytest.mark.browser
+def test_webgpu_matches_wasm_and_badge_says_webgpu(vision_artifacts, lumen_url, webgpu_page_and_log):
+    page, log = webgpu_page_and_log
+    page.goto(f"{lumen_url}/?model=tiny-random-clip&variant=fp32")
+    page.evaluate("window.lumenReady")
+    badge = page.locator("#runtime-badge")
+    assert badge.get_attribute("data-runtime") == "webgpu"
+    assert "software adapter" in page.locator("#runtime-reason").inner_text()
+    result = _run_in_browser(page, "tiny-random-clip", "webgpu")
+    assert result["runtime"] == "webgpu"
+    _check_against_python(result, PythonReference(vision_artifacts, "tiny-random-clip"), tol=1e-3)
+    log.assert_clean()
+
+
+@pytest.mark.browser
+def test_named_errors(lumen_url, page_and_log):
+    """Each failure reaches the caller as its own error class, with a fix."""
+    page, log = page_and_log
+    _open(page, lumen_url)
+    page.route("**/models/tiny-random-siglip/onnx/**", lambda route: route.abort())
+    errors = page.evaluate(
+        """async () => {
+          const e = window.engine;
+          const name = (p) => p.then(() => "no error", (err) => `${err.name}|${err.fix ? "fix" : ""}`);
+          return {
+            notFound: await name(e.load({clip: "no-such-model"})),
+            tooLarge: await name(e.load({clip: "tiny-random-clip"}, {maxBytes: 1000})),
+            download: await name(e.load({clip: "tiny-random-siglip"}, {runtime: "wasm"})),
+            notLoaded: await name(e.classify({images: [], labels: ["x"]})),
+            badImage: await (async () => {
+              await e.load({clip: "tiny-random-clip"}, {runtime: "wasm"});
+              return name(e.embedImages(["data:image/png;base64," + btoa("this is not a png")]));
+            })(),
+            crossOrigin: await name(e.embedImages(["https://example.com/cat.png"])),
+          };
+        }""")
+    assert errors == {
+        "notFound": "ModelNotFoundError|fix",
+        "tooLarge": "ModelTooLargeError|fix",
+        "download": "DownloadError|fix",
+        "notLoaded": "ModelNotLoadedError|fix",
+        "badImage": "UnsupportedImageError|fix",
+        "crossOrigin": "UnsupportedImageError|fix",
+    }
+    # The aborted download is logged by the browser itself; nothing else may be.
+    assert all("net::ERR_FAILED" in e or "Failed to load resource" in e for e in log.errors), log.errors
+
+
+_RESIZE_CHECK = """
+import { pilResize } from "./resample.js";
+import { readFileSync } from "node:fs";
+const cases = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const bad = [];
+for (const c of cases) {
+  const out = pilResize({ width: c.w, height: c.h, data: new Uint8Array(readFileSync(c.src)) }, c.ow, c.oh, c.filter);
+  const want = new Uint8Array(readFileSync(c.want));
+  if (want.some((v, i) => v !== out.data[i])) bad.push(c);
+}
+console.log(JSON.stringify(bad));
+"""
+
+
+def test_pil_resize_is_bit_exact_for_every_filter(tmp_path):
+    """web/src/engine/resample.ts (run by Node) against Pillow itself: every filter, up and down,
+    both pass orders (Pillow runs the vertical pass first when the height shrinks much more)."""
+    import json
+    import subprocess
+
+    from PIL import Image
+
+    tsc = WEB / "node_modules" / ".bin" / "tsc"
+    if not tsc.exists():
+        pytest.skip("web/node_modules is missing: run npm ci in web/")
+    subprocess.run([str(tsc), str(WEB / "src/engine/resample.ts"), "--outDir", str(tmp_path), "--module", "es2022",
+                    "--target", "es2022", "--skipLibCheck"], check=True, capture_output=True, timeout=120)
+    (tmp_path / "package.json").write_text('{"type": "module"}')
+    (tmp_path / "check.js").write_text(_RESIZE_CHECK)
+    rng = np.random.default_rng(7)
+    cases = []
+    for i, (w, h, ow, oh) in enumerate([(45, 70, 32, 32), (97, 61, 32, 32), (7, 9, 32, 61), (80, 20, 10, 3),
+                                        (20, 80, 60, 10), (33, 29, 32, 32), (200, 131, 49, 32), (64, 64, 1, 1)]):
+        image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        for f in Image.Resampling:
+            if f > Image.Resampling.HAMMING:
+                continue  # Pillow 13's MKS filters are not used by any HF processor
+            src, want = tmp_path / f"{i}.rgb", tmp_path / f"{i}-{int(f)}.rgb"
+            src.write_bytes(np.asarray(image).tobytes())
+            want.write_bytes(np.asarray(image.resize((ow, oh), f)).tobytes())
+            cases.append({"w": w, "h": h, "ow": ow, "oh": oh, "filter": int(f), "src": str(src), "want": str(want)})
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    proc = subprocess.run(["node", "check.js", "cases.json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [], "resample.ts differs from Pillow"
+    assert len(cases) == 48

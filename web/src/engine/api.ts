@@ -1,0 +1,229 @@
+// The engine's one public face. Runs the models in a Web Worker; importable as an ES module and
+// exposed on the demo page as `window.engine`.
+//
+//   const engine = new Engine();
+//   await engine.load({ clip: "tiny-random-clip" }, { onProgress: (p) => ... });
+//   engine.runtime, engine.runtimeReason          // "webgpu" | "wasm", and why
+//   await engine.classify({ images, labels, template?, topK? })
+//   await engine.embedImages(images), await engine.embedTexts(texts)   // normalised Float32Arrays
+
+import { ChatCompletions, type ChatTransport, type GenerationEvent, type GenerationResult } from "./chat";
+import { EngineClosedError, InvalidRequestError, ModelNotLoadedError, UnsupportedImageError, reviveError } from "./errors";
+import type { ImagePayload } from "./image";
+import type { ModelEntry } from "./manifest.gen";
+import type { ChatModelInfo } from "./llm";
+import type { ChatLoadResult, LoadOptionsWire, LoadResult, RequestType, Requests, WorkerRequest, WorkerResponse } from "./protocol";
+import type { RuntimeName, RuntimeRequest } from "./runtime";
+import type { PixelValues } from "./preprocess";
+import type { LabelScore } from "./scoring";
+import { fetchManifest, type DownloadProgress, type ProgressCallback } from "./store";
+import type { VisionModelInfo } from "./vision";
+
+export * from "./errors";
+export type * from "./chat";
+export type { ChatLoadResult, ChatModelInfo };
+export type { DownloadProgress, LabelScore, LoadResult, ModelEntry, PixelValues, RuntimeName, VisionModelInfo };
+
+/** What images may be: same-origin or data: URLs, Blobs/Files, or ImageData. */
+export type ImageInput = string | Blob | ImageData;
+
+export interface LoadOptions {
+  onProgress?: ProgressCallback;
+  /** "auto" (default): WebGPU when an adapter exists, else WASM. */
+  runtime?: RuntimeRequest;
+  variant?: string;
+  threads?: number;
+  maxBytes?: number;
+  /** Chat on WASM: expand 4-bit (MatMulNBits) weights to fp32 once at load (faster decoding, 4x memory); default true. */
+  expandWeights?: boolean;
+}
+
+export interface ClassifyRequest {
+  images: ImageInput[];
+  labels: string[];
+  /** Prompt with "{}" for the label; default: the model family's prompt. "{}" = the label as is. */
+  template?: string;
+  topK?: number;
+}
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+  onProgress?: ProgressCallback;
+  onChunk?: (event: GenerationEvent) => void;
+}
+
+function dataUrlToBlob(url: string): Blob {
+  const comma = url.indexOf(",");
+  const header = url.slice(5, comma);
+  const body = url.slice(comma + 1);
+  const type = header.split(";")[0] || "application/octet-stream";
+  if (!header.endsWith(";base64")) return new Blob([decodeURIComponent(body)], { type });
+  const binary = atob(body);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return new Blob([bytes], { type });
+}
+
+async function toPayload(image: ImageInput): Promise<ImagePayload> {
+  if (image instanceof Blob) return { kind: "blob", blob: image, name: image instanceof File ? image.name : undefined };
+  if (typeof ImageData !== "undefined" && image instanceof ImageData) {
+    return { kind: "pixels", width: image.width, height: image.height, data: image.data.slice() };
+  }
+  if (typeof image !== "string") throw new UnsupportedImageError(`unsupported image input: ${String(image)}`,
+    "pass a same-origin or data: URL, a Blob or File, or ImageData");
+  if (image.startsWith("data:")) return { kind: "blob", blob: dataUrlToBlob(image), name: "a data: URL" };
+  const url = new URL(image, location.href);
+  if (url.origin !== location.origin) {
+    throw new UnsupportedImageError(`${url.href} is not on this site; Lumen reads only same-origin images`,
+      "download the image and pick the file instead");
+  }
+  const response = await fetch(url).catch(() => null);
+  if (!response?.ok) throw new UnsupportedImageError(`cannot read image ${url.href} (HTTP ${response?.status ?? "error"})`);
+  return { kind: "blob", blob: await response.blob(), name: url.pathname };
+}
+
+export class Engine {
+  /** "webgpu" or "wasm" once a model is loaded. */
+  runtime: RuntimeName | null = null;
+  /** Why that runtime was taken (e.g. "no WebGPU adapter ..."). */
+  runtimeReason = "";
+  /** The loaded CLIP-family model. */
+  model: VisionModelInfo | null = null;
+  /** The loaded chat model (loadChat), with the path that runs it and why. */
+  chatModel: ChatModelInfo | null = null;
+  /**
+   * OpenAI-style chat on the loaded chat model, generated in the worker:
+   *   await engine.chat.completions.create({ messages, max_tokens, temperature, top_p, seed })
+   *   for await (const chunk of await engine.chat.completions.create({ messages, stream: true })) ...
+   */
+  readonly chat: { completions: ChatCompletions } = {
+    completions: new ChatCompletions(this.chatTransport(), (message) => new InvalidRequestError(message)),
+  };
+  private nextChatKey = 1;
+
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor() {
+    this.worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module", name: "lumen-engine" });
+    this.worker.onmessage = (event: MessageEvent<WorkerResponse>) => this.receive(event.data);
+    this.worker.onerror = (event) => this.fail(new EngineClosedError(`the engine worker failed: ${event.message}`));
+  }
+
+  /** The models the server offers (/api/models). */
+  async models(): Promise<ModelEntry[]> {
+    return (await fetchManifest()).models ?? [];
+  }
+
+  async load(ids: { clip: string; llm?: string }, options: LoadOptions = {}): Promise<LoadResult> {
+    const wire: LoadOptionsWire = {
+      runtime: options.runtime ?? "auto", variant: options.variant, threads: options.threads, maxBytes: options.maxBytes,
+    };
+    const result = await this.call("load", { clip: ids.clip, options: wire }, options.onProgress);
+    this.runtime = result.runtime;
+    this.runtimeReason = result.runtimeReason;
+    this.model = result.clip;
+    if (ids.llm === undefined) return result;
+    const chat = await this.loadChat(ids.llm, options);
+    return { ...result, llm: chat.llm, loadMs: result.loadMs + chat.loadMs };
+  }
+
+  /** Loads a chat model (task text-generation): WebLLM when its MLC library and WebGPU allow, else onnxruntime-web. */
+  async loadChat(id: string, options: LoadOptions = {}): Promise<ChatLoadResult> {
+    const wire: LoadOptionsWire = {
+      runtime: options.runtime ?? "auto", variant: options.variant, threads: options.threads, maxBytes: options.maxBytes,
+    };
+    wire.expandWeights = options.expandWeights;
+    const result = await this.call("loadChat", { llm: id, options: wire }, options.onProgress);
+    this.runtime = result.runtime;
+    this.runtimeReason = result.runtimeReason;
+    this.chatModel = result.llm;
+    return result;
+  }
+
+  async embedImages(images: ImageInput[]): Promise<Float32Array[]> {
+    return this.call("embedImages", { images: await Promise.all(images.map(toPayload)) });
+  }
+
+  /** pixel_values [3, H, W] per image, exactly as the model's image processor makes them (for checks). */
+  async pixelValues(images: ImageInput[]): Promise<PixelValues[]> {
+    return this.call("pixelValues", { images: await Promise.all(images.map(toPayload)) });
+  }
+
+  async embedTexts(texts: string[]): Promise<Float32Array[]> {
+    return this.call("embedTexts", { texts });
+  }
+
+  /** Per image, the labels ranked by score (softmax for CLIP/ALIGN, sigmoid for SigLIP). */
+  async classify(request: ClassifyRequest): Promise<LabelScore[][]> {
+    const images = await Promise.all(request.images.map(toPayload));
+    return this.call("classify", { images, labels: request.labels, template: request.template, topK: request.topK });
+  }
+
+  /** Releases the models and stops the worker. */
+  async dispose(): Promise<void> {
+    if (this.closed) return;
+    await this.call("dispose", {}).catch(() => undefined);
+    this.worker.terminate();
+    this.fail(new EngineClosedError("the engine was disposed"));
+  }
+
+  /** The worker side of chat.completions: a "chat" request per generation, "chatAbort" to stop it. */
+  private chatTransport(): ChatTransport {
+    return {
+      modelId: () => {
+        if (!this.chatModel) throw new ModelNotLoadedError("no chat model is loaded", "call engine.loadChat(id) first");
+        return this.chatModel.id;
+      },
+      generate: (params, onEvent) => {
+        const key = this.nextChatKey++;
+        let aborted = false;
+        const result = this.call("chat", { key, params }, undefined, onEvent).then((r: GenerationResult) => {
+          if (aborted) throw new DOMException("the chat request was aborted", "AbortError");
+          return r;
+        });
+        const abort = () => {
+          if (aborted || this.closed) return;
+          aborted = true;
+          void this.call("chatAbort", { key });
+        };
+        return { result, abort };
+      },
+    };
+  }
+
+  private call<K extends RequestType>(type: K, request: Requests[K]["request"], onProgress?: ProgressCallback,
+    onChunk?: (event: GenerationEvent) => void): Promise<Requests[K]["result"]> {
+    if (this.closed) return Promise.reject(new EngineClosedError("the engine was disposed"));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onProgress, onChunk });
+      this.worker.postMessage({ id, type, ...request } as WorkerRequest);
+    });
+  }
+
+  private receive(msg: WorkerResponse): void {
+    const pending = this.pending.get(msg.id);
+    if (!pending) return;
+    if (msg.kind === "progress") {
+      pending.onProgress?.(msg.progress as DownloadProgress);
+      return;
+    }
+    if (msg.kind === "chunk") {
+      pending.onChunk?.(msg.event);
+      return;
+    }
+    this.pending.delete(msg.id);
+    if (msg.kind === "result") pending.resolve(msg.result);
+    else pending.reject(reviveError(msg.error));
+  }
+
+  private fail(err: Error): void {
+    this.closed = true;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,299 @@
+// The OpenAI-shaped chat API on the main thread: request/completion/chunk types, request checks,
+// and `chat.completions.create`, which runs generation in the worker through a ChatTransport.
+// Shapes follow OpenAI's chat.completions (as WebLLM and Transformers.js do), so code written for
+// either runs here. Extensions, vLLM-style: `prompt_token_ids`, `choices[].token_ids`,
+// `token_id` in logprobs, and timings in `usage.extra` (as WebLLM reports them).
+
+export type ChatRole = "system" | "user" | "assistant";
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+}
+
+export interface ChatCompletionRequest {
+  messages: ChatMessage[];
+  stream?: boolean;
+  /** New tokens at most (default 256); the context length caps it too. */
+  max_tokens?: number;
+  /** 0 means greedy (argmax); default 0.7. */
+  temperature?: number;
+  /** Nucleus sampling mass in (0, 1]; default 1. */
+  top_p?: number;
+  /** Same seed, same request, same model file -> same tokens. */
+  seed?: number;
+  /** Return each chosen token's log-probability (of the model's distribution, before temperature). */
+  logprobs?: boolean;
+  /** With logprobs: also the this-many most likely tokens at each step (0-20). */
+  top_logprobs?: number;
+  /** Echoed only: the engine serves the model it loaded. */
+  model?: string;
+  /** Aborting stops generation in the worker; the call (or the stream) rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+/** What crosses the worker boundary: the checked request with defaults filled in. */
+export interface GenerationParams {
+  messages: ChatMessage[];
+  max_tokens: number;
+  temperature: number;
+  top_p: number;
+  seed: number;
+  /** -1: no logprobs; 0..20: logprobs with that many alternatives. */
+  top_logprobs: number;
+}
+
+export type FinishReason = "stop" | "length";
+
+export interface UsageExtra {
+  /** Which engine produced the tokens, e.g. "onnxruntime-web wasm, 2 threads, variant q8". */
+  runtime: string;
+  prefill_ms: number;
+  decode_ms: number;
+  prefill_tokens_per_s: number;
+  /** Tokens after the first, over the time spent producing them. */
+  decode_tokens_per_s: number;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  extra?: UsageExtra;
+}
+
+export interface TopLogprob {
+  token: string;
+  token_id: number;
+  logprob: number;
+}
+
+export interface TokenLogprob extends TopLogprob {
+  top_logprobs: TopLogprob[];
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: "chat.completion";
+  created: number;
+  model: string;
+  prompt_token_ids: number[];
+  choices: Array<{
+    index: number;
+    message: { role: "assistant"; content: string };
+    finish_reason: FinishReason;
+    token_ids: number[];
+    logprobs: { content: TokenLogprob[] } | null;
+  }>;
+  usage: Usage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: "chat.completion.chunk";
+  created: number;
+  model: string;
+  choices: Array<{
+    index: number;
+    delta: { role?: "assistant"; content?: string };
+    finish_reason: FinishReason | null;
+    token_ids?: number[];
+    logprobs?: { content: TokenLogprob[] } | null;
+  }>;
+  /** Only on the final chunk. */
+  usage?: Usage;
+}
+
+/** One decode step as the worker reports it: the text it completed (may be "") and its token. */
+export interface GenerationEvent {
+  delta: string;
+  tokenIds: number[];
+  logprobs?: TokenLogprob[];
+}
+
+/** How generation ended, reported once after the last event. */
+export interface GenerationResult {
+  /** decode(all new tokens) in one go; the joined deltas equal it. */
+  text: string;
+  finishReason: FinishReason;
+  promptTokenIds: number[];
+  tokenIds: number[];
+  usage: Usage;
+}
+
+/** The worker side of a chat request, as api.ts provides it. */
+export interface ChatTransport {
+  /** The loaded chat model's id (rejects with ModelNotLoadedError where none is). */
+  modelId(): string;
+  generate(params: GenerationParams, onEvent: (event: GenerationEvent) => void): {
+    result: Promise<GenerationResult>;
+    /** Asks the worker to stop after the current step; `result` then rejects with an AbortError. */
+    abort(): void;
+  };
+}
+
+export const DEFAULT_MAX_TOKENS = 256;
+export const DEFAULT_TEMPERATURE = 0.7;
+const MAX_TOP_LOGPROBS = 20;
+
+/** Checks a request and fills defaults; throws `invalid(message)` naming the bad field. */
+export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: string) => Error): GenerationParams {
+  if (!req || !Array.isArray(req.messages) || req.messages.length === 0) throw invalid("messages must be a non-empty array");
+  for (const [i, m] of req.messages.entries()) {
+    if (!m || !["system", "user", "assistant"].includes(m.role)) {
+      throw invalid(`messages[${i}].role must be "system", "user" or "assistant"`);
+    }
+    if (typeof m.content !== "string") throw invalid(`messages[${i}].content must be a string`);
+  }
+  const max_tokens = req.max_tokens ?? DEFAULT_MAX_TOKENS;
+  if (!Number.isInteger(max_tokens) || max_tokens < 1) throw invalid(`max_tokens must be a positive integer, got ${max_tokens}`);
+  const temperature = req.temperature ?? DEFAULT_TEMPERATURE;
+  if (!(temperature >= 0 && temperature <= 2)) throw invalid(`temperature must be in [0, 2], got ${temperature}`);
+  const top_p = req.top_p ?? 1;
+  if (!(top_p > 0 && top_p <= 1)) throw invalid(`top_p must be in (0, 1], got ${top_p}`);
+  const seed = req.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!;
+  if (!Number.isInteger(seed)) throw invalid(`seed must be an integer, got ${seed}`);
+  const top = req.top_logprobs ?? 0;
+  if (!Number.isInteger(top) || top < 0 || top > MAX_TOP_LOGPROBS) {
+    throw invalid(`top_logprobs must be an integer in [0, ${MAX_TOP_LOGPROBS}], got ${top}`);
+  }
+  if (req.top_logprobs !== undefined && !req.logprobs) throw invalid("top_logprobs needs logprobs: true");
+  const messages = req.messages.map((m) => ({ role: m.role, content: m.content }));
+  return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1 };
+}
+
+function abortError(): DOMException {
+  return new DOMException("the chat request was aborted", "AbortError");
+}
+
+let completionCounter = 0;
+
+function newCompletionId(): string {
+  completionCounter += 1;
+  return `chatcmpl-${Date.now().toString(36)}${completionCounter.toString(36)}`;
+}
+
+/** `engine.chat.completions`: create() answers a ChatCompletion, or with stream: true a chunk stream. */
+export class ChatCompletions {
+  constructor(private readonly transport: ChatTransport, private readonly invalid: (message: string) => Error) {}
+
+  create(request: ChatCompletionRequest & { stream: true }): Promise<ChatCompletionStream>;
+  create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+  create(request: ChatCompletionRequest): Promise<ChatCompletion | ChatCompletionStream>;
+  async create(request: ChatCompletionRequest): Promise<ChatCompletion | ChatCompletionStream> {
+    const params = normalizeRequest(request, this.invalid);
+    const model = this.transport.modelId();
+    if (request.signal?.aborted) throw abortError();
+    const meta = { id: newCompletionId(), created: Math.floor(Date.now() / 1000), model };
+    if (request.stream) return new ChatCompletionStream(this.transport, params, meta, request.signal);
+
+    const logprobs: TokenLogprob[] = [];
+    const run = this.transport.generate(params, (event) => logprobs.push(...(event.logprobs ?? [])));
+    const onAbort = () => run.abort();
+    request.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const result = await run.result;
+      return {
+        ...meta,
+        object: "chat.completion",
+        prompt_token_ids: result.promptTokenIds,
+        choices: [{
+          index: 0,
+          message: { role: "assistant", content: result.text },
+          finish_reason: result.finishReason,
+          token_ids: result.tokenIds,
+          logprobs: params.top_logprobs >= 0 ? { content: logprobs } : null,
+        }],
+        usage: result.usage,
+      };
+    } finally {
+      request.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+}
+
+type Meta = { id: string; created: number; model: string };
+
+/**
+ * The chunks of one streamed completion, as an async iterable: a first chunk with the role, one
+ * per decode step that completes text, and a final one with finish_reason and usage. Leaving a
+ * `for await` loop early (break, return, throw) stops generation in the worker; so does the signal,
+ * which also makes the iteration reject with an AbortError.
+ */
+export class ChatCompletionStream implements AsyncIterable<ChatCompletionChunk> {
+  private readonly queue: ChatCompletionChunk[] = [];
+  private wake: (() => void) | null = null;
+  private finished = false;
+  private failure: unknown = null;
+  private readonly stop: () => void;
+
+  constructor(transport: ChatTransport, params: GenerationParams, private readonly meta: Meta, signal?: AbortSignal) {
+    this.push({ role: "assistant", content: "" }, null);
+    const run = transport.generate(params, (event) => {
+      const logprobs = params.top_logprobs >= 0 ? { content: event.logprobs ?? [] } : undefined;
+      this.push({ content: event.delta }, null, { token_ids: event.tokenIds, ...(logprobs && { logprobs }) });
+    });
+    const onAbort = () => {
+      run.abort();
+      this.end(abortError());
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.stop = () => {
+      signal?.removeEventListener("abort", onAbort);
+      run.abort();
+    };
+    run.result.then(
+      (result) => {
+        signal?.removeEventListener("abort", onAbort);
+        this.push({}, result.finishReason, {}, result.usage);
+        this.end(null);
+      },
+      (err: unknown) => {
+        signal?.removeEventListener("abort", onAbort);
+        this.end(err);
+      },
+    );
+  }
+
+  private push(delta: ChatCompletionChunk["choices"][0]["delta"], finish: FinishReason | null,
+    extra: Partial<ChatCompletionChunk["choices"][0]> = {}, usage?: Usage): void {
+    if (this.finished) return;
+    this.queue.push({
+      ...this.meta,
+      object: "chat.completion.chunk",
+      choices: [{ index: 0, delta, finish_reason: finish, ...extra }],
+      ...(usage && { usage }),
+    });
+    this.wake?.();
+  }
+
+  private end(err: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.failure = err;
+    this.wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<ChatCompletionChunk> {
+    try {
+      for (;;) {
+        const chunk = this.queue.shift();
+        if (chunk) {
+          yield chunk;
+          continue;
+        }
+        if (this.finished) {
+          if (this.failure) throw this.failure;
+          return;
+        }
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = null;
+      }
+    } finally {
+      if (!this.finished) {
+        this.finished = true;
+        this.stop(); // the consumer left early: stop the worker's loop
+      }
+    }
+  }
+}

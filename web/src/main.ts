@@ -1,0 +1,106 @@
+// The demo page: wires the engine (window.engine) to the Classify, Search and Chat tabs.
+// URL options: ?runtime=wasm|webgpu|auto, ?variant=<name>, ?model=<id>, ?chat=<llm id>, ?autoload=0.
+
+import "./styles.css";
+import { Engine, type ModelEntry } from "./engine/api";
+import type { RuntimeRequest } from "./engine/runtime";
+import { ChatTab } from "./ui/chat";
+import { ClassifyTab } from "./ui/classify";
+import { SearchTab } from "./ui/search";
+import { byId, clearErrors, showDownload, showError, showModelBanner, showRuntime } from "./ui/status";
+
+declare global {
+  interface Window {
+    engine: Engine;
+    /** Resolves when the first model load finished (or failed): for tests and scripts. */
+    lumenReady: Promise<void>;
+  }
+}
+
+const params = new URLSearchParams(location.search);
+const engine = new Engine();
+window.engine = engine;
+const classify = new ClassifyTab(engine);
+const search = new SearchTab(engine);
+const chat = new ChatTab(engine, () => ({ runtime: (params.get("runtime") ?? "auto") as RuntimeRequest }));
+
+function setupTabs(): void {
+  const tabs = Array.from(document.querySelectorAll<HTMLButtonElement>('[role="tab"]'));
+  const select = (tab: HTMLButtonElement) => {
+    for (const t of tabs) {
+      const on = t === tab;
+      t.setAttribute("aria-selected", String(on));
+      t.tabIndex = on ? 0 : -1;
+      byId(t.getAttribute("aria-controls")!).hidden = !on;
+    }
+  };
+  tabs.forEach((tab, i) => {
+    tab.addEventListener("click", () => select(tab));
+    tab.addEventListener("keydown", (e) => {
+      const step = e.key === "ArrowRight" ? 1 : e.key === "ArrowLeft" ? -1 : 0;
+      if (!step) return;
+      const next = tabs[(i + step + tabs.length) % tabs.length]!;
+      select(next);
+      next.focus();
+    });
+  });
+}
+
+function familyName(m: ModelEntry): string {
+  return { clip: "CLIP", siglip: "SigLIP", align: "ALIGN", llama: "Llama" }[m.family];
+}
+
+async function loadModel(id: string): Promise<void> {
+  clearErrors();
+  classify.modelGone();
+  search.modelGone();
+  const select = byId<HTMLSelectElement>("model-select");
+  select.disabled = true;
+  try {
+    const runtime = (params.get("runtime") ?? "auto") as RuntimeRequest;
+    const result = await engine.load({ clip: id }, {
+      runtime,
+      variant: params.get("variant") ?? undefined,
+      onProgress: showDownload,
+    });
+    showRuntime(result.runtime, result.runtimeReason);
+    showModelBanner(result.clip);
+    classify.modelReady(result.clip.vision.template);
+    await search.modelReady(result.clip);
+    document.body.dataset["model"] = result.clip.id;
+  } catch (err) {
+    showError(err);
+    document.body.dataset["model"] = "";
+  } finally {
+    showDownload(null);
+    select.disabled = false;
+  }
+}
+
+async function start(): Promise<void> {
+  setupTabs();
+  const select = byId<HTMLSelectElement>("model-select");
+  let models: ModelEntry[];
+  try {
+    const all = await engine.models();
+    chat.setModels(all, params.get("chat"));
+    models = all.filter((m) => m.vision);
+  } catch (err) {
+    select.replaceChildren(new Option("no models", ""));
+    showError(err);
+    return;
+  }
+  if (models.length === 0) {
+    select.replaceChildren(new Option("no models exported", ""));
+    showError(new Error("The server has no CLIP-family models. Export one: python -m exporter clip --model tiny-random-clip"));
+    return;
+  }
+  select.replaceChildren(...models.map((m) => new Option(`${m.id} · ${familyName(m)}${m.trained ? "" : " (untrained)"}`, m.id)));
+  const wanted = params.get("model");
+  if (wanted && models.some((m) => m.id === wanted)) select.value = wanted;
+  select.addEventListener("change", () => void loadModel(select.value));
+  select.disabled = false;
+  if (params.get("autoload") !== "0") await loadModel(select.value);
+}
+
+window.lumenReady = start();

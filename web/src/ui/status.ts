@@ -1,0 +1,88 @@
+// Page-wide status: runtime badge and its reason, the untrained-model banner, error alerts with
+// their fix, and the model download progress line.
+
+import { EngineError, type DownloadProgress, type VisionModelInfo } from "../engine/api";
+
+const TITLES: Record<string, string> = {
+  DownloadError: "Download failed",
+  UnsupportedImageError: "Unsupported image",
+  ModelTooLargeError: "Model too large",
+  WebGPUUnavailableError: "WebGPU unavailable",
+  ModelNotFoundError: "Model not found",
+  ModelNotLoadedError: "No model loaded",
+  UnsupportedModelConfigError: "Unsupported model",
+  InferenceError: "Inference failed",
+  EngineClosedError: "Engine stopped",
+  InvalidRequestError: "Invalid chat request",
+};
+
+export function byId<T extends HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`#${id} is missing from index.html`);
+  return el as T;
+}
+
+export function showError(err: unknown): void {
+  const box = document.createElement("div");
+  box.className = "alert";
+  const name = err instanceof Error ? err.name : "Error";
+  box.dataset["error"] = name;
+  const title = document.createElement("strong");
+  title.textContent = TITLES[name] ?? "Something went wrong";
+  const message = document.createElement("p");
+  message.textContent = err instanceof Error ? err.message : String(err);
+  box.append(title, message);
+  if (err instanceof EngineError && err.fix) {
+    const fix = document.createElement("p");
+    fix.className = "fix";
+    fix.textContent = `What to do: ${err.fix}`;
+    box.append(fix);
+  }
+  const close = document.createElement("button");
+  close.className = "close";
+  close.setAttribute("aria-label", "Dismiss");
+  close.textContent = "×";
+  close.addEventListener("click", () => box.remove());
+  box.append(close);
+  byId("alerts").append(box);
+}
+
+export function clearErrors(): void {
+  byId("alerts").replaceChildren();
+}
+
+export function showRuntime(runtime: string, reason: string): void {
+  const badge = byId("runtime-badge");
+  badge.dataset["runtime"] = runtime;
+  badge.textContent = runtime === "webgpu" ? "WebGPU" : "WASM";
+  badge.title = reason;
+  byId("runtime-reason").textContent = reason;
+}
+
+export function showModelBanner(model: VisionModelInfo): void {
+  const banner = byId("untrained-banner");
+  banner.hidden = model.trained;
+  if (model.trained) return;
+  banner.replaceChildren();
+  const title = document.createElement("strong");
+  title.textContent = `${model.id} is an untrained test model: its answers are random.`;
+  banner.append(title);
+  if (model.note) {
+    const note = document.createElement("p");
+    note.textContent = model.note;
+    banner.append(note);
+  }
+}
+
+function mb(bytes: number): string {
+  return (bytes / 1e6).toFixed(1);
+}
+
+export function showDownload(p: DownloadProgress | null): void {
+  const box = byId("load-status");
+  box.hidden = p === null;
+  if (!p) return;
+  byId<HTMLProgressElement>("load-progress").value = p.totalBytes ? p.loadedBytes / p.totalBytes : 1;
+  const eta = p.etaSeconds === null ? "" : ` · ${Math.ceil(p.etaSeconds)} s left`;
+  byId("load-text").textContent = `${mb(p.loadedBytes)} / ${mb(p.totalBytes)} MB · ${p.mbPerSecond.toFixed(1)} MB/s${eta}`;
+}
