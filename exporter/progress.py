@@ -1,4 +1,4 @@
-"""Progress bars for every step that takes seconds (tqdm on stderr; quiet when not a TTY)."""
+"""Progress on stderr for every step that takes seconds: counted tqdm bars, timed step lines."""
 
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ from tqdm import tqdm
 
 @contextmanager
 def step(label: str) -> Iterator[None]:
-    """A one-line step with elapsed time: `[export] vision fp32 ... 2.4 s`."""
-    bar = tqdm(total=1, desc=label, bar_format="{desc}: {elapsed}", file=sys.stderr, leave=True)
-    try:
-        yield
-        bar.update(1)
-    finally:
-        bar.close()
+    """A step that has no count: `label ...` when it starts, `label: 2.4 s` when it ends."""
+    print(f"{label} ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    yield
+    print(f"{label}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
 
 
 def bar(total: int, label: str, unit: str = "it") -> tqdm:

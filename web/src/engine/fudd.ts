@@ -5,7 +5,7 @@
 // checks both give the same pairs, reasons, order and scores.
 
 import type { VisionInfo } from "./manifest.gen";
-import { applyTemplate, dot, l2Normalize } from "./scoring";
+import { applyTemplate, type LabelScore, l2Normalize, scoreLabels } from "./scoring";
 
 export interface ChatTurn {
   role: string;
@@ -171,16 +171,11 @@ function withoutNames(side: string, a: string, b: string): string {
 
 // ---------------------------------------------------------------- re-ranking
 
-export interface Scored {
-  label: string;
-  score: number;
-}
-
 export interface FuddRanking {
-  /** every label, best first */
-  firstPass: Scored[];
-  /** the K candidates, best first */
-  reranked: Scored[];
+  /** the K candidates of the first pass, best first */
+  candidates: LabelScore[];
+  /** the K candidates re-scored with their descriptions, best first */
+  reranked: LabelScore[];
   /** candidate -> the descriptions its embedding averages */
   descriptions: Record<string, string[]>;
 }
@@ -188,15 +183,6 @@ export interface FuddRanking {
 /** (a, b) -> [descriptions of a, descriptions of b] */
 export type PairDescriber = (a: string, b: string) => Promise<[string[], string[]]>;
 export type TextEmbedder = (texts: string[]) => Promise<Float32Array[]>;
-
-/** Best first; equal scores keep label order (Array.prototype.sort is stable, as Python's sorted). */
-export function ranked(labels: string[], scores: number[]): Scored[] {
-  return labels.map((label, i) => ({ label, score: scores[i]! })).sort((x, y) => y.score - x.score);
-}
-
-export function topK(labels: string[], scores: number[], k: number): string[] {
-  return ranked(labels, scores).slice(0, Math.max(1, Math.min(k, labels.length))).map((s) => s.label);
-}
 
 const unique = (items: string[]): string[] => [...new Set(items)];
 
@@ -229,24 +215,18 @@ export function classEmbedding(rows: Float32Array[]): Float32Array {
   return l2Normalize(Float32Array.from(mean));
 }
 
-function scoresFromCosines(cos: number[], info: VisionInfo): number[] {
-  const logits = cos.map((c) => info.logit_scale * c + (info.logit_bias ?? 0));
-  if (info.scoring === "sigmoid") return logits.map((l) => 1 / (1 + Math.exp(-l)));
-  const max = Math.max(...logits);
-  const exps = logits.map((l) => Math.exp(l - max));
-  const sum = exps.reduce((s, e) => s + e, 0);
-  return exps.map((e) => e / sum);
-}
-
-/** image [D] (unit), firstScores over labels -> the top K re-scored with their descriptions. */
-export async function rerank(image: Float32Array, labels: string[], firstScores: number[], k: number,
-  describe: PairDescriber, embedTexts: TextEmbedder, info: VisionInfo): Promise<FuddRanking> {
-  const candidates = topK(labels, firstScores, k);
-  const descriptions = await classDescriptions(candidates, describe, info.template);
-  const texts = unique(candidates.flatMap((c) => descriptions[c]!));
+/**
+ * image [D] (unit) and its first pass (every label, best first, as classify returns it) -> the top K
+ * re-scored with their descriptions. Equal scores keep first-pass order (stable sorts on both sides).
+ */
+export async function rerank(image: Float32Array, firstPass: LabelScore[], k: number, describe: PairDescriber,
+  embedTexts: TextEmbedder, info: VisionInfo): Promise<FuddRanking> {
+  const candidates = firstPass.slice(0, Math.max(1, Math.min(k, firstPass.length)));
+  const labels = candidates.map((c) => c.label);
+  const descriptions = await classDescriptions(labels, describe, info.template);
+  const texts = unique(labels.flatMap((c) => descriptions[c]!));
   const embedded = await embedTexts(texts); // each distinct text once
   const byText = new Map(texts.map((t, i) => [t, embedded[i]!]));
-  const cos = candidates.map((c) => dot(classEmbedding(descriptions[c]!.map((t) => byText.get(t)!)), image));
-  return { firstPass: ranked(labels, firstScores), reranked: ranked(candidates, scoresFromCosines(cos, info)),
-    descriptions };
+  const classes = labels.map((c) => classEmbedding(descriptions[c]!.map((t) => byText.get(t)!)));
+  return { candidates, reranked: scoreLabels(image, classes, labels, info), descriptions };
 }

@@ -77,7 +77,9 @@ export async function fetchFiles(files: FileEntry[], onProgress?: ProgressCallba
 }
 
 async function fetchOne(file: FileEntry, onChunk: (bytes: number) => void): Promise<Uint8Array> {
-  const url = modelUrl(file.path);
+  // Model URLs are cached as immutable; the content hash in the query keeps a re-export from
+  // being answered with the browser's stale copy (the server ignores the query).
+  const url = `${modelUrl(file.path)}?sha256=${file.sha256}`;
   const fail = (why: string) => new DownloadError(`download of ${file.path} failed: ${why}`,
     "check the connection to the Lumen server and retry");
   let response: Response;
