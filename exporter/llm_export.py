@@ -62,6 +62,8 @@ def _default_id(loaded: LoadedLlm) -> str:
     if src.kind == "gguf" and src.spec != "smollm2":
         assert src.path is not None
         return re.sub(r"[^A-Za-z0-9_.-]", "-", src.path.stem)
+    if src.kind == "tiny-random":
+        return "tiny-random-llama"  # not "tiny-random": that names the CLIP test model
     return src.path.name if src.kind == "folder" and src.path else src.spec
 
 

@@ -26,6 +26,7 @@ TINY_FAMILIES = {
     "random-clip-vit-b32": "clip",  # the full ViT-B/32 architecture of the default CLIPConfig()
 }
 TINY_NAMES: tuple[str, ...] = tuple(TINY_FAMILIES)
+TINY_ALIAS = {"tiny-random": "tiny-random-clip"}
 _TINY_LAYERS = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
 _TINY_VIT = dict(image_size=32, patch_size=8, **_TINY_LAYERS)
 

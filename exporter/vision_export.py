@@ -21,7 +21,7 @@ from exporter.artifacts import ArtifactStore, Staging
 from exporter.errors import ArtifactStoreError, ParityError, UnsupportedArchitectureError
 from exporter.progress import Timer, step
 from exporter.sources import Source, read_config, resolve
-from exporter.tiny_random import TINY_FAMILIES, TINY_NAMES
+from exporter.tiny_random import TINY_ALIAS, TINY_FAMILIES, TINY_NAMES
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -68,7 +68,8 @@ def detect_family(config: dict) -> str:
 
 def export_vision(source: str, out: Path, variants: list[str], model_id: str | None = None) -> ModelEntry:
     src = resolve(source, TINY_NAMES, example="tiny-random-clip")  # TINY_NAMES: cheap import, no torch
-    model_id = model_id or (src.path.name if src.kind == "folder" else source)
+    # "tiny-random" is shorthand for the CLIP test model: one id for one model
+    model_id = model_id or (src.path.name if src.kind == "folder" else TINY_ALIAS.get(source, source))
     if not re.match(MODEL_ID_PATTERN, model_id):
         raise ArtifactStoreError(f"{model_id!r} cannot be a model id (letters, digits, '.', '_', '-', one '/')",
                                  fix="pass --id with a plain name, e.g. --id my-clip")

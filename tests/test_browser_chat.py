@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 WEB = REPO / "web"
 ENGINE = WEB / "src" / "engine"
 SMOLLM2 = "smollm2"
-TINY = "tiny-random"
+TINY = "tiny-random-llama"
 PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
 PARITY_TOKENS = 32
 # Browser WASM and native onnxruntime sum in different orders: log-probs differ in the 4th digit.

@@ -24,7 +24,7 @@ from exporter.gguf_blocks import nibble_parts, pack_nibbles, rope_unpermute_orde
 from exporter.llm_onnx import carry_blocks
 from conftest import run_cli
 
-TINY = "tiny-random"
+TINY = "tiny-random-llama"
 SMOLLM2 = "smollm2"
 
 

@@ -1,0 +1,85 @@
+"""Where FuDD's differential descriptions come from: a FuDD pairwise JSON file or a local LLM.
+
+Both describe each unordered class pair once (labels in sorted order: the cache key, and the
+order the LLM sees them, as in the browser) and fall back to the template prompts for a pair they
+have nothing usable for. Fallbacks are counted and reported, never hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reference.fudd_pairs import Pairs
+from reference.fudd_prompt import FuddPrompt, Parsed
+from reference.llm import ChatLLM
+from reference.vision import apply_template
+
+
+@dataclass(frozen=True)
+class PairOutcome:
+    first: list[str]  # descriptions of the pair's first label (sorted order)
+    second: list[str]
+    fallback: bool  # True: the template prompts, because the source had nothing usable
+    parsed: Parsed | None = None  # the LLM's output, parsed (None for a file)
+    raw: str | None = None
+
+
+class Describer:
+    """Callable (a, b) -> (descriptions of a, descriptions of b), memoized per unordered pair."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.outcomes: dict[tuple[str, str], PairOutcome] = {}
+
+    def __call__(self, a: str, b: str) -> tuple[list[str], list[str]]:
+        key = (a, b) if a <= b else (b, a)
+        if key not in self.outcomes:
+            self.outcomes[key] = self.describe(*key)
+        outcome = self.outcomes[key]
+        return (outcome.first, outcome.second) if key == (a, b) else (outcome.second, outcome.first)
+
+    def describe(self, a: str, b: str) -> PairOutcome:  # a < b
+        raise NotImplementedError
+
+    def fallback(self, a: str, b: str, **why: object) -> PairOutcome:
+        return PairOutcome([apply_template(self.template, a)], [apply_template(self.template, b)], True, **why)
+
+    @property
+    def fallbacks(self) -> int:
+        return sum(o.fallback for o in self.outcomes.values())
+
+    def described_pairs(self) -> Pairs:
+        """What the source really described (no fallbacks), as zipped description pairs."""
+        return {key: list(zip(o.first, o.second)) for key, o in self.outcomes.items() if not o.fallback}
+
+
+class FileDescriber(Describer):
+    def __init__(self, pairs: Pairs, template: str) -> None:
+        super().__init__(template)
+        self.pairs = pairs
+
+    def describe(self, a: str, b: str) -> PairOutcome:
+        described = self.pairs.get((a, b))
+        if not described:
+            return self.fallback(a, b)
+        return PairOutcome([x for x, _ in described], [y for _, y in described], False)
+
+
+class LlmDescriber(Describer):
+    """One greedy generation per class pair with the shared prompt, parsed strictly."""
+
+    def __init__(self, llm: ChatLLM, prompt: FuddPrompt, template: str, pairs_per_class_pair: int | None = None) -> None:
+        super().__init__(template)
+        self.llm, self.prompt = llm, prompt
+        self.n = pairs_per_class_pair or prompt.pairs_per_class_pair
+        self.llm_calls = 0
+
+    def describe(self, a: str, b: str) -> PairOutcome:
+        generated = self.llm.generate(self.prompt.messages(a, b, self.n), self.prompt.max_new_tokens)
+        self.llm_calls += 1
+        parsed = self.prompt.parse(generated.text, a, b, self.n)
+        if not parsed.usable:
+            return self.fallback(a, b, parsed=parsed, raw=generated.text)
+        return PairOutcome([self.prompt.description(self.template, a, fa) for fa, _ in parsed.pairs],
+                           [self.prompt.description(self.template, b, fb) for _, fb in parsed.pairs],
+                           False, parsed, generated.text)
