@@ -222,12 +222,13 @@ def _matmulnbits_weight(model: onnx.ModelProto, module: str) -> np.ndarray:
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     total = 0.0
     for node in model.graph.node:
-        if node.op_type == "MatMulNBits" and node.name.startswith(f"/{module.replace('.', '/')}/"):
+        if node.op_type == "MatMulNBits" and node.input[1].startswith(f"{module}.part"):
             b, scales, zp = (inits[name] for name in node.input[1:4])
             n, k_blocks, _ = b.shape
             codes = np.stack([b & 15, b >> 4], axis=-1).reshape(n, k_blocks, 32).astype(np.float32)
             zps = np.stack([zp & 15, zp >> 4], axis=-1).reshape(n, -1)[:, :k_blocks].astype(np.float32)
             total = total + ((codes - zps[..., None]) * scales.reshape(n, k_blocks, 1)).reshape(n, -1)
+    assert not isinstance(total, float), f"no MatMulNBits parts found for {module}"
     mins = inits.get(f"{module}.block_mins")
     return total + (0 if mins is None else np.repeat(mins.T, 32, axis=1))
 
