@@ -6,7 +6,9 @@ import { Engine, type ModelEntry } from "./engine/api";
 import type { RuntimeRequest } from "./engine/runtime";
 import { ChatTab } from "./ui/chat";
 import { ClassifyTab } from "./ui/classify";
+import { FuddPanel } from "./ui/fudd";
 import { SearchTab } from "./ui/search";
+import { StoragePanel } from "./ui/storage";
 import { byId, clearErrors, showDownload, showError, showModelBanner, showRuntime } from "./ui/status";
 
 declare global {
@@ -20,9 +22,25 @@ declare global {
 const params = new URLSearchParams(location.search);
 const engine = new Engine();
 window.engine = engine;
-const classify = new ClassifyTab(engine);
+// "Ask the LLM" uses the chat model picked in the Chat tab, loading it on first use.
+const fudd = new FuddPanel(engine, async () => {
+  const id = byId<HTMLSelectElement>("chat-model").value;
+  if (!engine.chatModel && id) await chat.load(id);
+});
+const classify = new ClassifyTab(engine, fudd);
 const search = new SearchTab(engine);
 const chat = new ChatTab(engine, () => ({ runtime: (params.get("runtime") ?? "auto") as RuntimeRequest }));
+const storage = new StoragePanel(engine);
+
+/** The service worker caches the app and its runtime for offline use (production builds only: dev has no /sw.js). */
+function registerServiceWorker(): void {
+  if (!import.meta.env.PROD || !("serviceWorker" in navigator)) return;
+  const base = import.meta.env.BASE_URL;
+  navigator.serviceWorker.register(`${base}sw.js`, { type: "module", scope: base })
+    .then(() => navigator.serviceWorker.ready)
+    .then(() => storage.refresh())
+    .catch(showError);
+}
 
 function setupTabs(): void {
   const tabs = Array.from(document.querySelectorAll<HTMLButtonElement>('[role="tab"]'));
@@ -68,6 +86,7 @@ async function loadModel(id: string): Promise<void> {
     classify.modelReady(result.clip.vision.template);
     await search.modelReady(result.clip);
     document.body.dataset["model"] = result.clip.id;
+    void storage.refresh();
   } catch (err) {
     showError(err);
     document.body.dataset["model"] = "";
@@ -78,7 +97,11 @@ async function loadModel(id: string): Promise<void> {
 }
 
 async function start(): Promise<void> {
+  registerServiceWorker();
+  storage.mount();
   setupTabs();
+  // Persistent storage: the browser then does not evict the model cache under disk pressure.
+  void engine.storage.persist().catch(() => false);
   const select = byId<HTMLSelectElement>("model-select");
   let models: ModelEntry[];
   try {

@@ -5,10 +5,14 @@
 //   await engine.load({ clip: "tiny-random-clip" }, { onProgress: (p) => ... });
 //   engine.runtime, engine.runtimeReason          // "webgpu" | "wasm", and why
 //   await engine.classify({ images, labels, template?, topK? })
+//   await engine.classify({ images, labels, fudd: { k?, pairsPerClass?, onProgress? } })   // FuDD re-ranking
+//   await engine.explainClass({ label, images, against? | descriptions? })   // which descriptions it prefers
 //   await engine.embedImages(images), await engine.embedTexts(texts)   // normalised Float32Arrays
 
 import { ChatCompletions, type ChatTransport, type GenerationEvent, type GenerationResult } from "./chat";
 import { EngineClosedError, InvalidRequestError, ModelNotLoadedError, UnsupportedImageError, reviveError } from "./errors";
+import type { FuddProgress, GivenPair, PairReport } from "./fudd_describer";
+import type { ClassExplanation, ExplainRequestWire, FuddClassification, FuddImage, FuddOptionsWire, RankedDescription } from "./fudd_run";
 import type { ImagePayload } from "./image";
 import type { ModelEntry } from "./manifest.gen";
 import type { ChatModelInfo } from "./llm";
@@ -16,13 +20,15 @@ import type { ChatLoadResult, LoadOptionsWire, LoadResult, RequestType, Requests
 import type { RuntimeName, RuntimeRequest } from "./runtime";
 import type { PixelValues } from "./preprocess";
 import type { LabelScore } from "./scoring";
+import { cacheUsage, clearCache, deleteModel, type CacheUsage } from "./cache";
 import { fetchManifest, type DownloadProgress, type ProgressCallback } from "./store";
 import type { VisionModelInfo } from "./vision";
 
 export * from "./errors";
 export type * from "./chat";
 export type { ChatLoadResult, ChatModelInfo };
-export type { DownloadProgress, LabelScore, LoadResult, ModelEntry, PixelValues, RuntimeName, VisionModelInfo };
+export type { ClassExplanation, FuddClassification, FuddImage, FuddProgress, GivenPair, PairReport, RankedDescription };
+export type { CacheUsage, DownloadProgress, LabelScore, LoadResult, ModelEntry, PixelValues, RuntimeName, VisionModelInfo };
 
 /** What images may be: same-origin or data: URLs, Blobs/Files, or ImageData. */
 export type ImageInput = string | Blob | ImageData;
@@ -38,12 +44,35 @@ export interface LoadOptions {
   expandWeights?: boolean;
 }
 
+/** What the offline model cache holds (storage panel). */
+export interface StorageReport extends CacheUsage {
+  /** navigator.storage.estimate(): bytes this origin uses and may use; null where unknown. */
+  usage: number | null;
+  quota: number | null;
+  /** Whether the browser promised not to evict this origin's storage (navigator.storage.persist()). */
+  persisted: boolean;
+}
+
 export interface ClassifyRequest {
   images: ImageInput[];
   labels: string[];
   /** Prompt with "{}" for the label; default: the model family's prompt. "{}" = the label as is. */
   template?: string;
   topK?: number;
+  /** FuDD: re-rank each image's top K with differential descriptions from the loaded chat model (or given ones). */
+  fudd?: FuddOptions;
+}
+
+export interface FuddOptions extends FuddOptionsWire {
+  /** Called after each class pair is described: pairs done / total. */
+  onProgress?: (p: FuddProgress) => void;
+}
+
+export interface ExplainRequest extends ExplainRequestWire {
+  images: ImageInput[];
+  /** Default: the model family's prompt (the baseline, and the frame around LLM descriptions). */
+  template?: string;
+  onProgress?: (p: FuddProgress) => void;
 }
 
 interface Pending {
@@ -51,6 +80,7 @@ interface Pending {
   reject: (err: Error) => void;
   onProgress?: ProgressCallback;
   onChunk?: (event: GenerationEvent) => void;
+  onFuddProgress?: (p: FuddProgress) => void;
 }
 
 function dataUrlToBlob(url: string): Blob {
@@ -99,6 +129,27 @@ export class Engine {
    */
   readonly chat: { completions: ChatCompletions } = {
     completions: new ChatCompletions(this.chatTransport(), (message) => new InvalidRequestError(message)),
+  };
+  /**
+   * The verified offline model cache (OPFS, engine/cache.ts):
+   *   await engine.storage.report()            // cached models with sizes, quota
+   *   await engine.storage.cacheFiles(id, paths?, onProgress?)   // download for offline use
+   *   await engine.storage.deleteModel(id), await engine.storage.clear()
+   */
+  readonly storage = {
+    report: async (): Promise<StorageReport> => {
+      const [cached, estimate, persisted] = await Promise.all([
+        cacheUsage(await fetchManifest()), navigator.storage.estimate(), navigator.storage.persisted(),
+      ]);
+      return { ...cached, usage: estimate.usage ?? null, quota: estimate.quota ?? null, persisted };
+    },
+    cacheFiles: async (id: string, paths?: string[], onProgress?: ProgressCallback): Promise<void> => {
+      await this.call("cacheFiles", { model: id, paths }, onProgress);
+    },
+    deleteModel: async (id: string): Promise<void> => deleteModel(await fetchManifest(), id),
+    clear: (): Promise<void> => clearCache(),
+    /** Asks the browser to keep the cache under storage pressure; true when granted. */
+    persist: (): Promise<boolean> => navigator.storage.persist(),
   };
   private nextChatKey = 1;
 
@@ -157,10 +208,26 @@ export class Engine {
     return this.call("embedTexts", { texts });
   }
 
-  /** Per image, the labels ranked by score (softmax for CLIP/ALIGN, sigmoid for SigLIP). */
-  async classify(request: ClassifyRequest): Promise<LabelScore[][]> {
+  /**
+   * Per image, the labels ranked by score (softmax for CLIP/ALIGN, sigmoid for SigLIP). With `fudd`: also
+   * each image's top K re-ranked with differential descriptions, the descriptions, and how each class
+   * pair was described (LLM, cache or given; fallbacks to the template counted).
+   */
+  classify(request: ClassifyRequest & { fudd: FuddOptions }): Promise<FuddClassification>;
+  classify(request: ClassifyRequest & { fudd?: undefined }): Promise<LabelScore[][]>;
+  classify(request: ClassifyRequest): Promise<LabelScore[][] | FuddClassification>;
+  async classify(request: ClassifyRequest): Promise<LabelScore[][] | FuddClassification> {
     const images = await Promise.all(request.images.map(toPayload));
-    return this.call("classify", { images, labels: request.labels, template: request.template, topK: request.topK });
+    const { onProgress, ...fudd } = request.fudd ?? {};
+    return this.call("classify", { images, labels: request.labels, template: request.template, topK: request.topK,
+      fudd: request.fudd && fudd }, undefined, undefined, onProgress);
+  }
+
+  /** A class's descriptions (given, or written by the chat model against `against`) ranked by similarity to the images. */
+  async explainClass(request: ExplainRequest): Promise<ClassExplanation> {
+    const { images, onProgress, ...rest } = request;
+    return this.call("explainClass", { ...rest, images: await Promise.all(images.map(toPayload)) }, undefined, undefined,
+      onProgress);
   }
 
   /** Releases the models and stops the worker. */
@@ -196,11 +263,11 @@ export class Engine {
   }
 
   private call<K extends RequestType>(type: K, request: Requests[K]["request"], onProgress?: ProgressCallback,
-    onChunk?: (event: GenerationEvent) => void): Promise<Requests[K]["result"]> {
+    onChunk?: (event: GenerationEvent) => void, onFuddProgress?: (p: FuddProgress) => void): Promise<Requests[K]["result"]> {
     if (this.closed) return Promise.reject(new EngineClosedError("the engine was disposed"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onProgress, onChunk });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onProgress, onChunk, onFuddProgress });
       this.worker.postMessage({ id, type, ...request } as WorkerRequest);
     });
   }
@@ -214,6 +281,10 @@ export class Engine {
     }
     if (msg.kind === "chunk") {
       pending.onChunk?.(msg.event);
+      return;
+    }
+    if (msg.kind === "fuddProgress") {
+      pending.onFuddProgress?.(msg.progress);
       return;
     }
     this.pending.delete(msg.id);

@@ -87,6 +87,20 @@ export class InvalidRequestError extends EngineError {
   }
 }
 
+/** The browser's storage quota cannot hold the model files still to download. */
+export class StorageQuotaError extends EngineError {
+  override get name(): string {
+    return "StorageQuotaError";
+  }
+}
+
+/** A model file's bytes do not match the manifest's sha256 and cannot be fetched right (offline, or a bad server copy). */
+export class CorruptFileError extends EngineError {
+  override get name(): string {
+    return "CorruptFileError";
+  }
+}
+
 const CLASSES = {
   EngineError,
   ModelNotFoundError,
@@ -99,6 +113,8 @@ const CLASSES = {
   InferenceError,
   EngineClosedError,
   InvalidRequestError,
+  StorageQuotaError,
+  CorruptFileError,
 } as const;
 
 export type ErrorName = keyof typeof CLASSES;

@@ -4,6 +4,8 @@
 
 import type { GenerationEvent, GenerationParams, GenerationResult } from "./chat";
 import type { SerializedError } from "./errors";
+import type { ClassExplanation, ExplainRequestWire, FuddClassification, FuddOptionsWire } from "./fudd_run";
+import type { FuddProgress } from "./fudd_describer";
 import type { ImagePayload } from "./image";
 import type { ChatModelInfo } from "./llm";
 import type { RuntimeName, RuntimeRequest } from "./runtime";
@@ -49,15 +51,20 @@ export interface Requests {
   pixelValues: { request: { images: ImagePayload[] }; result: PixelValues[] };
   embedTexts: { request: { texts: string[] }; result: Float32Array[] };
   classify: {
-    request: { images: ImagePayload[]; labels: string[]; template?: string; topK?: number };
-    result: LabelScore[][];
+    /** With `fudd`: the top K re-ranked with differential descriptions ("fuddProgress" while they are written). */
+    request: { images: ImagePayload[]; labels: string[]; template?: string; topK?: number; fudd?: FuddOptionsWire };
+    result: LabelScore[][] | FuddClassification;
   };
+  /** A class's descriptions ranked by similarity to the images ("fuddProgress" while they are written). */
+  explainClass: { request: ExplainRequestWire & { images: ImagePayload[]; template?: string }; result: ClassExplanation };
   dispose: { request: Record<string, never>; result: null };
   loadChat: { request: { llm: string; options: LoadOptionsWire }; result: ChatLoadResult };
   /** Streams "chunk" responses (one per decode step), then the result. */
   chat: { request: { key: number; params: GenerationParams }; result: GenerationResult };
   /** Handled as soon as it arrives (not queued): stops the chat request with that key after its current step. */
   chatAbort: { request: { key: number }; result: null };
+  /** Downloads (verified, resumable) a model's files into the offline cache: `paths`, or all its files. */
+  cacheFiles: { request: { model: string; paths?: string[] }; result: null };
 }
 
 export type RequestType = keyof Requests;
@@ -69,5 +76,6 @@ export type WorkerRequest = {
 export type WorkerResponse =
   | { id: number; kind: "progress"; progress: DownloadProgress }
   | { id: number; kind: "chunk"; event: GenerationEvent }
+  | { id: number; kind: "fuddProgress"; progress: FuddProgress }
   | { id: number; kind: "result"; result: unknown }
   | { id: number; kind: "error"; error: SerializedError };

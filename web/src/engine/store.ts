@@ -1,8 +1,10 @@
-// Every model-file fetch goes through here (a later issue adds the verified sha256 cache and
-// the service worker in this one place). Files are addressed by their logical manifest path
-// '<id>/<rest>', served at /models/<id>/<rest>.
+// Every model-file fetch goes through here: files come from the verified OPFS cache (cache.ts,
+// download.ts: sha256-checked before use, resumable downloads). Files are addressed by their
+// logical manifest path '<id>/<rest>', served at /models/<id>/<rest>.
 
-import { DownloadError, ModelNotFoundError } from "./errors";
+import { readCachedManifest, writeCachedManifest } from "./cache";
+import { checkQuota, isQuotaError, loadVerified, megabytes } from "./download";
+import { DownloadError, ModelNotFoundError, StorageQuotaError } from "./errors";
 import type { FileEntry, Manifest, ModelEntry } from "./manifest.gen";
 
 export interface DownloadProgress {
@@ -21,16 +23,22 @@ export function modelUrl(path: string): string {
   return new URL(`${import.meta.env.BASE_URL}models/${path}`, self.location.origin).href;
 }
 
+/** /api/models, cached on every success; offline (or server stopped) the cached copy answers. */
 export async function fetchManifest(): Promise<Manifest> {
   const url = new URL(`${import.meta.env.BASE_URL}api/models`, self.location.origin).href;
   let response: Response;
   try {
     response = await fetch(url, { cache: "no-store" });
   } catch (err) {
+    const cached = await readCachedManifest();
+    if (cached) return cached;
     throw new DownloadError(`cannot reach ${url}: ${String(err)}`, "check that the Lumen server is running");
   }
   if (!response.ok) throw new DownloadError(`${url} answered HTTP ${response.status}`, "check the server log");
-  return (await response.json()) as Manifest;
+  const manifest = (await response.json()) as Manifest;
+  // Best effort: a failed write (e.g. no OPFS in a private window) only costs offline use.
+  await writeCachedManifest(manifest).catch(() => undefined);
+  return manifest;
 }
 
 export function findModel(manifest: Manifest, id: string): ModelEntry {
@@ -50,7 +58,17 @@ export function fileEntry(entry: ModelEntry, path: string): FileEntry {
 }
 
 /** Downloads several files with one combined progress report; resolves to their bytes by path. */
-export async function fetchFiles(files: FileEntry[], onProgress?: ProgressCallback): Promise<Map<string, Uint8Array>> {
+export function fetchFiles(files: FileEntry[], onProgress?: ProgressCallback): Promise<Map<string, Uint8Array>> {
+  return loadAll(files, onProgress, true);
+}
+
+/** Makes `files` available offline (verified, resumable) without keeping their bytes. */
+export async function cacheFiles(files: FileEntry[], onProgress?: ProgressCallback): Promise<void> {
+  await loadAll(files, onProgress, false);
+}
+
+async function loadAll(files: FileEntry[], onProgress: ProgressCallback | undefined,
+  keep: boolean): Promise<Map<string, Uint8Array>> {
   const totalBytes = files.reduce((sum, f) => sum + f.bytes, 0);
   const start = performance.now();
   let loadedBytes = 0;
@@ -66,44 +84,28 @@ export async function fetchFiles(files: FileEntry[], onProgress?: ProgressCallba
     });
   };
   const out = new Map<string, Uint8Array>();
-  for (const file of files) {
-    out.set(file.path, await fetchOne(file, (n) => {
-      loadedBytes += n;
-      report(file.path);
-    }));
+  try {
+    await checkQuota(files);
+    for (const file of files) {
+      const bytes = await fetchOne(file, (n) => {
+        loadedBytes += n;
+        report(file.path);
+      });
+      if (keep) out.set(file.path, bytes);
+    }
+  } catch (err) {
+    // Any other write the full quota refused (a folder, the move of a finished file).
+    if (!isQuotaError(err)) throw err;
+    throw new StorageQuotaError(`the browser's storage quota is full: ${files[0]?.path ?? ""} and the other files ` +
+      `of this model (${megabytes(totalBytes)}) do not fit`,
+    "free space: delete models you do not need in the Storage tab, then load again");
   }
   report(files.at(-1)?.path ?? "");
   return out;
 }
 
-async function fetchOne(file: FileEntry, onChunk: (bytes: number) => void): Promise<Uint8Array> {
-  // Model URLs are cached as immutable; the content hash in the query keeps a re-export from
-  // being answered with the browser's stale copy (the server ignores the query).
-  const url = `${modelUrl(file.path)}?sha256=${file.sha256}`;
-  const fail = (why: string) => new DownloadError(`download of ${file.path} failed: ${why}`,
-    "check the connection to the Lumen server and retry");
-  let response: Response;
-  try {
-    response = await fetch(url);
-  } catch (err) {
-    throw fail(String(err));
-  }
-  if (!response.ok || !response.body) throw fail(`HTTP ${response.status}`);
-  const buffer = new Uint8Array(file.bytes);
-  const reader = response.body.getReader();
-  let offset = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (offset + value.byteLength > buffer.byteLength) throw fail(`more than the manifest's ${file.bytes} bytes`);
-      buffer.set(value, offset);
-      offset += value.byteLength;
-      onChunk(value.byteLength);
-    }
-  } catch (err) {
-    throw err instanceof DownloadError ? err : fail(String(err));
-  }
-  if (offset !== file.bytes) throw fail(`got ${offset} of ${file.bytes} bytes`);
-  return buffer;
+function fetchOne(file: FileEntry, onChunk: (bytes: number) => void): Promise<Uint8Array> {
+  // The content hash in the query keeps a re-export from being answered with a stale copy from
+  // any HTTP cache on the way (the server ignores the query).
+  return loadVerified(file, `${modelUrl(file.path)}?sha256=${file.sha256}`, onChunk);
 }

@@ -3,13 +3,17 @@
 // (/models/<id>/mlc/<quant>/resolve/main/..., no CDN); otherwise on onnxruntime-web (llm.ts).
 // planChatPath is the whole decision, a pure function; WebLlmChatModel adapts WebLLM's
 // OpenAI-style engine to the ChatModel interface the worker drives.
+// Offline and integrity: WebLLM fetches URLs and caches them itself (and keeps a broken copy after a
+// failed download), so its files first go through our verified, resumable cache (store.ts), the
+// service worker answers WebLLM's requests from that cache (sw.ts), and WebLLM's own copy is
+// dropped after loading: one verified copy, usable offline.
 
 import type { MLCEngine } from "@mlc-ai/web-llm";
 import type { GenerationEvent, GenerationParams, GenerationResult, TokenLogprob } from "./chat";
 import { InferenceError } from "./errors";
 import type { ChatModel, ChatModelInfo } from "./llm";
 import type { LlmInfo, MlcBuild, ModelEntry } from "./manifest.gen";
-import { modelUrl, type ProgressCallback } from "./store";
+import { cacheFiles, fileEntry, modelUrl, type ProgressCallback } from "./store";
 
 /** What the worker knows about WebGPU: null when there is no adapter (with why). */
 export interface GpuSupport {
@@ -62,17 +66,20 @@ export class WebLlmChatModel implements ChatModel {
     const modelId = `${entry.id}-${build.quantization}`;
     const files = entry.files.filter((f) => f.path.startsWith(`${build.path}/`));
     const totalBytes = files.reduce((s, f) => s + f.bytes, 0);
+    const lib = fileEntry(entry, build.model_lib!);
+    await cacheFiles(files.includes(lib) ? files : [...files, lib], onProgress);
     const start = performance.now();
+    const appConfig = {
+      model_list: [{
+        model: folderUrl(build.path),
+        model_id: modelId,
+        model_lib: modelUrl(build.model_lib!),
+        required_features: build.requires_shader_f16 ? ["shader-f16"] : [],
+        overrides: { context_window_size: entry.llm!.context_length },
+      }],
+    };
     const engine = await webllm.CreateMLCEngine(modelId, {
-      appConfig: {
-        model_list: [{
-          model: folderUrl(build.path),
-          model_id: modelId,
-          model_lib: modelUrl(build.model_lib!),
-          required_features: build.requires_shader_f16 ? ["shader-f16"] : [],
-          overrides: { context_window_size: entry.llm!.context_length },
-        }],
-      },
+      appConfig,
       // WebLLM reports a fraction, not bytes: scale it to the manifest's size of the MLC folder.
       initProgressCallback: (report) => {
         const seconds = (performance.now() - start) / 1000;
@@ -84,6 +91,7 @@ export class WebLlmChatModel implements ChatModel {
     }).catch((err: unknown) => {
       throw new InferenceError(`WebLLM cannot load ${modelId}: ${String(err)}`, "use the onnxruntime-web path (runtime=wasm)");
     });
+    await webllm.deleteModelAllInfoInCache(modelId, appConfig).catch(() => undefined); // ours is the copy kept
     const info: ChatModelInfo = {
       id: entry.id,
       revision: entry.revision,

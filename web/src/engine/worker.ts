@@ -4,11 +4,14 @@
 /// <reference lib="webworker" />
 import { ModelNotFoundError, ModelNotLoadedError, serializeError } from "./errors";
 import { OnnxChatModel, type ChatModel } from "./llm";
+import promptText from "../../../contract/fudd_prompt.json?raw";
+import { FuddPrompt } from "./fudd";
+import { checkExplainRequest, checkFuddOptions, classifyWithFudd, explainClass, makeDescriber } from "./fudd_run";
 import { decodeImage, type ImagePayload } from "./image";
 import type { ChatLoadResult, LoadResult, Requests, WorkerRequest, WorkerResponse } from "./protocol";
 import { chooseRuntime, findAdapter, startRuntime, type Runtime } from "./runtime";
 import { applyTemplate, scoreLabels } from "./scoring";
-import { fetchManifest, findModel, type DownloadProgress } from "./store";
+import { cacheFiles, fetchManifest, fileEntry, findModel, type DownloadProgress } from "./store";
 import { VisionModel } from "./vision";
 import { planChatPath, WebLlmChatModel } from "./webllm";
 
@@ -17,6 +20,8 @@ declare const self: DedicatedWorkerGlobalScope;
 let runtime: Runtime | null = null;
 let clip: VisionModel | null = null;
 let chat: ChatModel | null = null;
+/** FuDD's prompt and parsing rules: the same file reference/fudd_prompt.py reads. */
+const fuddPrompt = new FuddPrompt(JSON.parse(promptText));
 /** Keys of chat requests the page asked to stop (see chatAbort). */
 const stoppedChats = new Set<number>();
 
@@ -99,9 +104,26 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       const model = loaded();
       const vision = model.info.vision;
       const template = msg.template ?? vision.template;
+      if (msg.fudd) checkFuddOptions(msg.fudd);
+      // Before any embedding, so a missing chat model fails fast.
+      const writer = msg.fudd && await makeDescriber(fuddPrompt, chat, template, msg.fudd.descriptions, msg.fudd.pairsPerClass);
       const texts = await model.embedTexts(msg.labels.map((l) => applyTemplate(template, l)));
       const images = await model.embedImages(await decodeAll(msg.images));
-      return images.map((img) => scoreLabels(img, texts, msg.labels, vision, msg.topK));
+      if (!msg.fudd || !writer) return images.map((img) => scoreLabels(img, texts, msg.labels, vision, msg.topK));
+      return classifyWithFudd(images, texts, msg.labels, { ...vision, template }, msg.fudd, writer,
+        (t) => model.embedTexts(t), msg.topK, (progress) => post({ id: msg.id, kind: "fuddProgress", progress }));
+    }
+    case "explainClass": {
+      const model = loaded();
+      const template = msg.template ?? model.info.vision.template;
+      checkExplainRequest(msg, msg.images.length);
+      const images = await model.embedImages(await decodeAll(msg.images));
+      // Only `against` asks the chat model; descriptions given alone need none (an empty given set).
+      const asksLlm = Boolean(msg.against?.length);
+      const writer = await makeDescriber(fuddPrompt, asksLlm ? chat : null, template, asksLlm ? undefined : [],
+        msg.pairsPerClass);
+      return explainClass(msg, images, template, writer, (t) => model.embedTexts(t),
+        (progress) => post({ id: msg.id, kind: "fuddProgress", progress }));
     }
     case "dispose":
       await clip?.dispose();
@@ -115,6 +137,12 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       return generate(msg);
     case "chatAbort":
       return null; // answered in onmessage, ahead of the queue
+    case "cacheFiles": {
+      const entry = findModel(await fetchManifest(), msg.model);
+      const files = msg.paths ? msg.paths.map((p) => fileEntry(entry, p)) : entry.files;
+      await cacheFiles(files, (progress) => post({ id: msg.id, kind: "progress", progress }));
+      return null;
+    }
   }
 }
 
