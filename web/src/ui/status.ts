@@ -14,6 +14,8 @@ const TITLES: Record<string, string> = {
   InferenceError: "Inference failed",
   EngineClosedError: "Engine stopped",
   InvalidRequestError: "Invalid chat request",
+  StorageQuotaError: "Not enough storage",
+  CorruptFileError: "Damaged model file",
 };
 
 export function byId<T extends HTMLElement>(id: string): T {
