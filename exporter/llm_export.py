@@ -28,7 +28,7 @@ from gguf import GGMLQuantizationType
 from gguf import quants as ggml_quants
 
 from contract.manifest import MODEL_ID_PATTERN, LlmInfo, ModelEntry
-from exporter import llm_fidelity
+from exporter import llm_fidelity, onnx_decoder
 from exporter.artifacts import ArtifactStore, Staging
 from exporter.errors import ArtifactStoreError, ParityError
 from exporter.gguf_blocks import BlockWeight, carried_weights, unpack_blocks
@@ -113,7 +113,7 @@ def _export_into(staging: Staging, work: Path, loaded: LoadedLlm, variants: list
                    bos_token_id=loaded.bos_token_id, mlc=mlc_builds)
     report = {
         "model_id": staging.model_id, "source": loaded.source.spec, "architecture": loaded.architecture,
-        "trained": loaded.trained, "threads": llm_fidelity.THREADS, "accuracy_level": ACCURACY_LEVEL,
+        "trained": loaded.trained, "threads": onnx_decoder.THREADS, "accuracy_level": ACCURACY_LEVEL,
         "prompts": list(llm_fidelity.PROMPTS), "new_tokens": llm_fidelity.NEW_TOKENS,
         "targets": {"forced_agreement_min": llm_fidelity.MIN_AGREEMENT, "nll_rel_diff_max": llm_fidelity.MAX_NLL_REL,
                     "greedy_match_min": llm_fidelity.NEW_TOKENS},

@@ -102,7 +102,7 @@ def _load(src: Source, family: str | None) -> Loaded:
 
 
 def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, variants: list[str]) -> ModelEntry:
-    from exporter import preprocess_config, tokenizer_files, vision, vision_probe
+    from exporter import preprocess_config, text_tokens, tokenizer_files, vision, vision_probe
 
     family, model = loaded.family, loaded.model
     max_length = vision.text_max_length(model, loaded.tokenizer.model_max_length)
@@ -114,7 +114,7 @@ def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, vari
     # Probes go through the written files, as the browser will: preprocessor_config.json, tokenizer.json.
     pixel_values = vision_probe.pixels(staging.dir, vision_probe.probe_images())  # [N, 3, S, S]
     texts = vision_probe.probe_texts(TEMPLATES[family])
-    text_feeds = vision_probe.tokenize(staging.dir / "tokenizer.json", texts, text_inputs)  # {name: [M, T]}
+    text_feeds = text_tokens.tokenize(staging.dir / "tokenizer.json", texts, text_inputs)  # {name: [M, T]}
     files, timings = _export_files(staging, work, loaded, pixel_values.shape[-1], variants)
 
     with step(f"[{staging.model_id}] parity vs PyTorch"):
@@ -155,7 +155,7 @@ def _export_files(staging: Staging, work: Path, loaded: Loaded, image_size: int,
 
     Returns {variant: {tower: path}} (always with "fp32") and {variant: {tower: seconds}}.
     """
-    from exporter import vision, vision_probe
+    from exporter import text_tokens, vision
 
     label = staging.model_id
     fp32 = {tower: staging.path(f"onnx/{tower}.onnx") if "fp32" in variants else work / f"{tower}.onnx"
@@ -163,7 +163,7 @@ def _export_files(staging: Staging, work: Path, loaded: Loaded, image_size: int,
     with step(f"[{label}] export vision tower (fp32)"), Timer() as t_vision:
         vision.export_image_tower(loaded.model, image_size, fp32["vision_model"])
     with step(f"[{label}] export text tower (fp32)"), Timer() as t_text:
-        sample = vision_probe.tokenize(staging.dir / "tokenizer.json", ["a photo", "a cat"], ["input_ids"])
+        sample = text_tokens.tokenize(staging.dir / "tokenizer.json", ["a photo", "a cat"], ["input_ids"])
         vision.export_text_tower(loaded.model, loaded.family, sample["input_ids"], fp32["text_model"])
     files = {"fp32": fp32}
     timings = {"fp32": {"vision_model": t_vision.seconds, "text_model": t_text.seconds}}

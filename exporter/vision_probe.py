@@ -6,7 +6,6 @@ tokenizer.json, so the probe checks the files the browser will read, not in-memo
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import onnxruntime as ort
 import torch
 import transformers
 from PIL import Image, ImageDraw
-from tokenizers import Tokenizer
 from transformers import PreTrainedModel
 
 from exporter.parity import cosine_stats, top1_agreement
@@ -61,26 +59,6 @@ def probe_texts(template: str) -> list[str]:
 def pixels(folder: Path, images: list[Image.Image]) -> np.ndarray:
     """[N, 3, S, S] float32 from the slow HF image processor loaded from folder/preprocessor_config.json."""
     return load_written_processor(folder)(images=images, return_tensors="np")["pixel_values"].astype(np.float32)
-
-
-def tokenize(tokenizer_json: Path, texts: list[str], input_names: list[str]) -> dict[str, np.ndarray]:
-    """Batch-encodes with the written tokenizer.json; pads to the longest unless the file pads itself."""
-    tokenizer = Tokenizer.from_file(str(tokenizer_json))
-    if tokenizer.padding is None:
-        pad = _pad_token_id(tokenizer_json, tokenizer)
-        tokenizer.enable_padding(pad_id=pad, pad_token=tokenizer.id_to_token(pad))
-    encodings = tokenizer.encode_batch(texts)
-    arrays = {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),  # [B, T]
-              "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64)}
-    return {name: arrays[name] for name in input_names}
-
-
-def _pad_token_id(tokenizer_json: Path, tokenizer: Tokenizer) -> int:
-    config = json.loads((tokenizer_json.parent / "tokenizer_config.json").read_text(encoding="utf-8"))
-    pad = config.get("pad_token")
-    pad = pad["content"] if isinstance(pad, dict) else pad
-    token_id = tokenizer.token_to_id(pad) if pad else None
-    return 0 if token_id is None else token_id  # masked out either way
 
 
 def torch_embeddings(model: PreTrainedModel, pixel_values: np.ndarray,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -21,17 +22,24 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+if __name__ == "__main__":
+    # transformers imports torch at load whenever it is installed (seconds, hundreds of MB), though the
+    # image processor this command uses is PIL + numpy and nothing here runs torch. Only the command
+    # line says so: a process that imports this module may need torch for other work.
+    os.environ.setdefault("USE_TORCH", "0")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")  # else it warns that torch is missing
 
-from exporter.errors import ExportError
-from exporter.progress import bar, step
-from reference.descriptions import Describer, FileDescriber, LlmDescriber
-from reference.errors import DataFolderError, DescriptionsFileError
-from reference.fudd import DEFAULT_K, rerank, top_k
-from reference.fudd_pairs import dump_pairs, load_pairs
-from reference.fudd_prompt import FuddPrompt
-from reference.vision import VisionModel, apply_template
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from exporter.errors import ExportError  # noqa: E402
+from exporter.progress import bar, step  # noqa: E402
+from reference.descriptions import Describer, FileDescriber, LlmDescriber  # noqa: E402
+from reference.errors import DataFolderError, DescriptionsFileError  # noqa: E402
+from reference.fudd import DEFAULT_K, rerank, top_k  # noqa: E402
+from reference.fudd_pairs import dump_pairs, load_pairs  # noqa: E402
+from reference.fudd_prompt import FuddPrompt  # noqa: E402
+from reference.vision import VisionModel, apply_template  # noqa: E402
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 

@@ -18,7 +18,7 @@ from tokenizers import Tokenizer
 
 from contract.manifest import ModelEntry, load_manifest
 from exporter.errors import ArtifactStoreError
-from exporter.llm_fidelity import OnnxDecoder
+from exporter.onnx_decoder import OnnxDecoder
 from reference.sampling import SeededRandom, sample_token
 
 _SPECIALS = ("bos_token", "eos_token", "unk_token", "pad_token")

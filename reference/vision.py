@@ -16,7 +16,7 @@ from PIL import Image
 from contract.manifest import ModelEntry, VisionInfo, load_manifest
 from exporter.errors import ArtifactStoreError
 from exporter.preprocess_config import load_written_processor
-from exporter.vision_probe import tokenize
+from exporter.text_tokens import tokenize
 
 BATCH = 32  # texts or images per onnxruntime call: bounded memory, few calls
 

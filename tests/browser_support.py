@@ -1,5 +1,7 @@
 """Browser-test fixtures: the built web app served by the real server over the session's artifacts,
 the system Chromium through Playwright, console-error collection, screenshots under test-results/.
+Also run_engine_script (the engine's own TypeScript modules bundled with rolldown and run in Node) and
+fp32_compute_copy (a native reference for WASM, which computes 4-bit MatMulNBits in fp32).
 
 Registered from conftest.py (`pytest_plugins`). Browser tests are marked `@pytest.mark.browser`.
 """
@@ -8,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
@@ -21,6 +26,7 @@ from server_support import live_server
 
 REPO = Path(__file__).resolve().parent.parent
 WEB = REPO / "web"
+ENGINE = WEB / "src" / "engine"
 RESULTS = REPO / "test-results"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -28,6 +34,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 # SwiftShader's software WebGPU adapter: correct but slow, so only tiny models go there.
 WEBGPU_ARGS = [*CHROMIUM_ARGS, "--enable-unsafe-webgpu"]
 VISION_MODELS = ("tiny-random-clip", "tiny-random-siglip", "tiny-random-align")
+# MatMulNBits accuracy_level 4 quantizes activations to int8 in the native CPU kernel, never in WASM.
+FP32_ACCURACY_LEVEL = 1
 # Inputs of the web build: a newer one than dist/index.html means dist is stale.
 _WEB_SOURCES = ("src", "index.html", "vite.config.ts", "package.json", "package-lock.json", "tsconfig.json")
 
@@ -48,6 +56,38 @@ def build_web() -> Path:
     if proc.returncode != 0:
         raise AssertionError(f"npm run build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return WEB / "dist"
+
+
+def run_engine_script(body: str) -> object:
+    """Bundles `body` (a JS module that may import the engine's .ts files by absolute path and
+    must `print(value)` once) with rolldown and runs it in Node; returns the printed JSON value."""
+    with tempfile.TemporaryDirectory() as tmp:
+        entry, bundle = Path(tmp) / "driver.mjs", Path(tmp) / "bundle.mjs"
+        # The engine reads `self.location` only inside functions that these drivers do not call.
+        entry.write_text(f"const print = (v) => {{ console.log(JSON.stringify(v)); process.exit(0); }};\n{body}\n")
+        build = subprocess.run(["npx", "rolldown", str(entry), "--format", "esm", "--platform", "node",
+                                "--external", "@mlc-ai/web-llm", "-o", str(bundle)],
+                               cwd=WEB, capture_output=True, text=True, timeout=120)
+        assert build.returncode == 0, build.stderr[-3000:] + build.stdout[-3000:]
+        run = subprocess.run(["node", str(bundle)], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-3000:]
+        return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def fp32_compute_copy(model_path: Path, out_dir: Path) -> Path:
+    """`model_path` if no MatMulNBits node asks for int8 activations; else a copy that computes in fp32."""
+    model = onnx.load(str(model_path))
+    changed = False
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if node.op_type == "MatMulNBits" and attr.name == "accuracy_level" and attr.i > FP32_ACCURACY_LEVEL:
+                attr.i = FP32_ACCURACY_LEVEL
+                changed = True
+    if not changed:
+        return model_path
+    out = out_dir / model_path.name
+    onnx.save(model, str(out), save_as_external_data=True, location=model_path.name + "_data")
+    return out
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +20,9 @@ import numpy as np
 import onnx
 import pytest
 
-from browser_support import ConsoleLog, screenshot
+from browser_support import ENGINE, ConsoleLog, fp32_compute_copy, run_engine_script, screenshot
 from server_support import live_server
 
-REPO = Path(__file__).resolve().parent.parent
-WEB = REPO / "web"
-ENGINE = WEB / "src" / "engine"
 SMOLLM2 = "smollm2"
 TINY = "tiny-random-llama"
 PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
@@ -35,27 +30,9 @@ PARITY_TOKENS = 32
 # Browser WASM and native onnxruntime sum in different orders: log-probs differ in the 4th digit.
 LOGPROB_TOL = 2e-3
 WEBGPU_LOGPROB_TOL = 1e-3
-# MatMulNBits accuracy_level 4 quantizes activations to int8 in the native CPU kernel, never in WASM.
-FP32_ACCURACY_LEVEL = 1
 
 
 # ---------------------------------------------------------------- pure logic, in Node
-
-def run_engine_script(body: str) -> object:
-    """Bundles `body` (a JS module that may import the engine's .ts files by absolute path and
-    must `print(value)` once) with rolldown and runs it in Node; returns the printed JSON value."""
-    with tempfile.TemporaryDirectory() as tmp:
-        entry, bundle = Path(tmp) / "driver.mjs", Path(tmp) / "bundle.mjs"
-        # The engine reads `self.location` only inside functions that these drivers do not call.
-        entry.write_text(f"const print = (v) => {{ console.log(JSON.stringify(v)); process.exit(0); }};\n{body}\n")
-        build = subprocess.run(["npx", "rolldown", str(entry), "--format", "esm", "--platform", "node",
-                                "--external", "@mlc-ai/web-llm", "-o", str(bundle)],
-                               cwd=WEB, capture_output=True, text=True, timeout=120)
-        assert build.returncode == 0, build.stderr[-3000:] + build.stdout[-3000:]
-        run = subprocess.run(["node", str(bundle)], capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0, run.stderr[-3000:]
-        return json.loads(run.stdout.strip().splitlines()[-1])
-
 
 LLM_INFO = {"context_length": 2048, "num_layers": 2, "num_kv_heads": 1, "head_dim": 8, "vocab_size": 32,
             "eos_token_ids": [2]}
@@ -265,22 +242,6 @@ print({{ nodes: result.nodes, matmuls: result.matmuls }});
 
 # ---------------------------------------------------------------- the real model in Chromium
 
-def fp32_compute_copy(model_path: Path, out_dir: Path) -> Path:
-    """`model_path` if no MatMulNBits node asks for int8 activations; else a copy that computes in fp32."""
-    model = onnx.load(str(model_path))
-    changed = False
-    for node in model.graph.node:
-        for attr in node.attribute:
-            if node.op_type == "MatMulNBits" and attr.name == "accuracy_level" and attr.i > FP32_ACCURACY_LEVEL:
-                attr.i = FP32_ACCURACY_LEVEL
-                changed = True
-    if not changed:
-        return model_path
-    out = out_dir / model_path.name
-    onnx.save(model, str(out), save_as_external_data=True, location=model_path.name + "_data")
-    return out
-
-
 def manifest_entry(root: Path, model_id: str) -> dict:
     manifest = json.loads((root / "manifest.json").read_text())
     return next(m for m in manifest["models"] if m["id"] == model_id)
@@ -366,7 +327,7 @@ def test_smollm2_greedy_in_the_browser_matches_native_onnxruntime(smollm2_page, 
     # Tokens and log-probabilities: Python onnxruntime's greedy KV-cache loop on the same file,
     # step by step as the browser runs it (fp32 compute, like WASM). A single forced pass would not
     # do: dynamic int8 quantizes each step's activations with that step's own scale.
-    from exporter.llm_fidelity import OnnxDecoder
+    from exporter.onnx_decoder import OnnxDecoder
     decoder = OnnxDecoder(fp32_compute_copy(model_file, tmp_path))
     native, native_logp = native_greedy(decoder, expected_prompt, PARITY_TOKENS)
     browser_ids = choice["token_ids"]

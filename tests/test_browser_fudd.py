@@ -1,9 +1,13 @@
-"""web/src/engine/fudd.ts against reference/ (Python), in Node: the same prompt file gives the same
-parsed pairs and rejection reasons, and the same descriptions and embeddings give the same
-re-ranking (identical order, scores within 1e-4).
+"""FuDD in the browser engine against reference/ (Python).
 
-Not yet covered (the worker/UI integration is still to do): FuDD through engine.classify in
-Chromium, the IndexedDB description cache (a second run makes no LLM calls), offline.
+* In Node: web/src/engine/fudd.ts's prompt, parser and re-ranking against reference/fudd_prompt.py and
+  reference/fudd.py (same pairs, rejection reasons, order, scores within 1e-4).
+* In Chromium, tiny-random-clip (fp32): `engine.classify({..., fudd})` with GIVEN descriptions equals
+  reference/fudd.py over the same ONNX files (identical order, scores within 1e-4, same fallbacks).
+* In Chromium, with tiny-random-llama writing the descriptions: its answers are reference/llm.py's
+  greedy tokens for the same prompt, fallbacks are counted as reference/descriptions.py counts them, and
+  after a reload, offline, the same classify asks the LLM nothing (IndexedDB cache).
+* The Classify tab's "Ask the LLM" toggle, clicked through, with the explorer; screenshot, no console errors.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import json
 
 import numpy as np
 import pytest
-from test_browser_chat import ENGINE, run_engine_script
+from browser_support import ENGINE, data_url, fixed_images, fp32_compute_copy, png_bytes, run_engine_script, screenshot
+from server_support import live_server
 
 from contract.manifest import VisionInfo
-from reference.fudd import rerank
+from reference.fudd import class_descriptions, rerank
 from reference.fudd_prompt import PROMPT_FILE, FuddPrompt
 
 PROMPT = FuddPrompt.load()
@@ -110,3 +115,290 @@ print({{
         rng = SeededRandom(42)
         assert [sample_token(row, t, p, rng) for row in logits] == browser, (t, p)
     assert len({tuple(b) for b in got["tokens"]}) > 1  # the settings really change the draws
+
+
+# ---------------------------------------------------------------- FuDD through the engine, in Chromium
+
+CLIP = "tiny-random-clip"
+LLM = "tiny-random-llama"
+SCORE_TOL = 1e-4
+IMAGES = fixed_images()
+URLS = [data_url(png_bytes(img)) for img in IMAGES]
+LABELS = ["cat", "dog", "fox", "owl", "bee", "elk"]
+FEATURES = ["striped fur", "long ears", "a bushy tail", "big round eyes", "yellow wings", "antlers", "a wet nose",
+            "black spots", "a short snout"]
+
+
+def given_pairs() -> list[dict]:
+    """Fixed descriptions for most class pairs (full texts, as a FuDD pairwise file holds); pairs whose
+    indices sum to a multiple of 5 have none, so they fall back to the template (dog/bee is among the
+    pairs the test images need). Pairs are written in both label orders."""
+    out = []
+    for i, a in enumerate(LABELS):
+        for j, b in enumerate(LABELS[i + 1:], start=i + 1):
+            if (i + j) % 5 == 0:
+                continue
+            n = 1 + (i * j) % 3
+            pairs = [[f"a photo of a {a}, with {FEATURES[(i + j + m) % 9]}.", f"a photo of a {b}, with {FEATURES[(i * j + m) % 9]}."]
+                     for m in range(n)]
+            out.append({"labels": [a, b], "pairs": pairs} if (i + j) % 2 else
+                       {"labels": [b, a], "pairs": [[y, x] for x, y in pairs]})
+    return out
+
+
+@pytest.fixture(scope="module")
+def fudd_root(shared_artifacts):
+    shared_artifacts.clip(CLIP)  # the same exports as the vision and chat tests: free when they ran first
+    shared_artifacts.llm(LLM)
+    return shared_artifacts.root
+
+
+@pytest.fixture(scope="module")
+def fudd_url(fudd_root, web_dist):
+    with live_server(fudd_root, web_dist) as (host, port):
+        yield f"http://{host}:{port}"
+
+
+def open_app(page, url: str, query: str = "autoload=0") -> None:
+    page.goto(f"{url}/?{query}")
+    page.wait_for_function("window.lumenReady !== undefined")
+    page.evaluate("window.lumenReady")
+
+
+def load_models(page, chat: bool) -> None:
+    page.evaluate("""async (chat) => {
+      await window.engine.load({ clip: "%s" }, { variant: "fp32", runtime: "wasm" });
+      if (chat) await window.engine.loadChat("%s", { runtime: "wasm" });
+    }""" % (CLIP, LLM), chat)
+
+
+CLASSIFY_JS = """async ([urls, labels, fudd]) => {
+  const progress = [];
+  const result = await window.engine.classify({ images: urls, labels, fudd: { ...fudd, onProgress: (p) => progress.push(p) } });
+  return { result, progress };
+}"""
+
+
+@pytest.mark.browser
+def test_given_descriptions_rerank_as_python_does(fudd_root, fudd_url, page_and_log):
+    from reference.descriptions import FileDescriber
+    from reference.vision import VisionModel, apply_template
+
+    page, log = page_and_log
+    open_app(page, fudd_url)
+    load_models(page, chat=False)
+    k = 4
+    given = given_pairs()
+    out = page.evaluate(CLASSIFY_JS, [URLS, LABELS, {"k": k, "descriptions": given}])
+    got, progress = out["result"], out["progress"]
+
+    vision = VisionModel(fudd_root, CLIP, variant="fp32")
+    info = vision.info
+    pairs = {}
+    for g in given:
+        a, b = g["labels"]
+        pairs[(a, b)] = [tuple(p) for p in g["pairs"]]
+        pairs[(b, a)] = [(y, x) for x, y in g["pairs"]]
+    describer = FileDescriber(pairs, info.template)
+    images = vision.embed_images(IMAGES)  # [N, D]
+    first = vision.scores(images, vision.embed_texts([apply_template(info.template, c) for c in LABELS]))  # [N, C]
+    want = [rerank(img, LABELS, s, k, describer, vision.embed_texts, info) for img, s in zip(images, first)]
+
+    assert got["k"] == k and got["llm"] is None and got["llmCalls"] == 0
+    for browser, ref in zip(got["images"], want):
+        assert [s["label"] for s in browser["firstPass"]] == [s.label for s in ref.first_pass]
+        np.testing.assert_allclose([s["score"] for s in browser["firstPass"]], [s.score for s in ref.first_pass],
+                                   atol=SCORE_TOL, rtol=0)
+        assert [s["label"] for s in browser["reranked"]] == [s.label for s in ref.reranked]
+        np.testing.assert_allclose([s["score"] for s in browser["reranked"]], [s.score for s in ref.reranked],
+                                   atol=SCORE_TOL, rtol=0)
+        assert browser["descriptions"] == ref.descriptions
+        # The order is meaningful only where neighbours differ by more than the tolerance.
+        scores = [s.score for s in ref.reranked]
+        assert min(x - y for x, y in zip(scores, scores[1:])) > SCORE_TOL
+    # Fallbacks: the same class pairs, counted the same way; some pairs really have descriptions.
+    reports = {tuple(p["labels"]): p for p in got["pairs"]}
+    assert set(reports) == set(describer.outcomes)
+    assert {key for key, p in reports.items() if p["fallback"]} == {key for key, o in describer.outcomes.items() if o.fallback}
+    assert got["fallbacks"] == describer.fallbacks and 0 < describer.fallbacks < len(reports)
+    # The descriptions changed something: some image's candidates were reordered.
+    assert any([s.label for s in r.reranked] != [s.label for s in r.first_pass[:k]] for r in want)
+    assert [p["done"] for p in progress] == list(range(1, len(reports) + 1))
+    assert {p["total"] for p in progress} == {len(reports)}
+
+    # The explorer: given descriptions of one class ranked by mean cosine with the images, as Python computes it.
+    # ("long ears" is left out: on this random model it ties "striped fur" within 6e-5.)
+    texts = [f"a photo of a fox, with {f}." for f in FEATURES if f != "long ears"]
+    explained = page.evaluate("(args) => window.engine.explainClass(args)",
+                              {"label": "fox", "images": URLS, "descriptions": texts})
+    mean_cos = (vision.embed_texts(texts) @ images.T).mean(axis=1)  # [T]
+    order = sorted(range(len(texts)), key=lambda i: -mean_cos[i])
+    assert np.diff(mean_cos[order]).max() < -SCORE_TOL  # neighbours far enough apart for the order to mean something
+    assert [d["text"] for d in explained["descriptions"]] == [texts[i] for i in order]
+    np.testing.assert_allclose([d["cosine"] for d in explained["descriptions"]], mean_cos[order], atol=SCORE_TOL, rtol=0)
+    template_cos = (vision.embed_texts([apply_template(info.template, "fox")]) @ images.T).mean()
+    assert explained["template"]["cosine"] == pytest.approx(float(template_cos), abs=SCORE_TOL)
+    assert explained["llmCalls"] == 0 and explained["llm"] is None
+
+    errors = page.evaluate("""async (urls) => {
+      const name = (p) => p.then(() => "no error", (err) => `${err.name}|${err.fix ? "fix" : ""}`);
+      const e = window.engine;
+      return {
+        noChat: await name(e.classify({ images: urls, labels: ["cat", "dog"], fudd: { k: 2 } })),
+        badK: await name(e.classify({ images: urls, labels: ["cat", "dog"], fudd: { k: 0, descriptions: [] } })),
+        badGiven: await name(e.classify({ images: urls, labels: ["cat", "dog"], fudd: { descriptions: [{ labels: ["cat"] }] } })),
+        explainNothing: await name(e.explainClass({ label: "cat", images: urls })),
+      };
+    }""", URLS[:1])
+    assert errors == {"noChat": "ModelNotLoadedError|fix", "badK": "InvalidRequestError|",
+                      "badGiven": "InvalidRequestError|", "explainNothing": "InvalidRequestError|"}
+    log.assert_clean()
+
+
+@pytest.mark.browser
+def test_llm_descriptions_match_python_greedy_and_are_cached_offline(fudd_root, fudd_url, browser):
+    from reference.descriptions import LlmDescriber
+    from reference.llm import ChatLLM
+    from reference.vision import VisionModel
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(240_000)
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    try:
+        open_app(page, fudd_url)
+        load_models(page, chat=True)
+        labels, k = LABELS[:5], 3
+        first = page.evaluate(CLASSIFY_JS, [URLS[:2], labels, {"k": k}])["result"]
+        page.reload()  # a new worker: what the second run knows comes from IndexedDB
+        open_app(page, fudd_url)
+        load_models(page, chat=True)
+        context.set_offline(True)
+        again = page.evaluate(CLASSIFY_JS, [URLS[:2], labels, {"k": k}])
+        context.set_offline(False)
+        screenshot(page, "fudd_llm_cached_offline")
+    finally:
+        context.close()
+
+    pairs = first["pairs"]
+    assert first["llm"] == LLM and first["cache"] == "indexeddb"
+    assert first["llmCalls"] == len(pairs) > 0 and first["cacheHits"] == 0
+    # Second run, after a reload and offline: every pair from the cache, no LLM call, same answer.
+    second = again["result"]
+    assert second["llmCalls"] == 0 and second["cacheHits"] == len(pairs)
+    assert {p["source"] for p in second["pairs"]} == {"cache"} and {p["source"] for p in again["progress"]} == {"cache"}
+    assert [{**p, "source": "llm"} for p in second["pairs"]] == pairs
+    assert second["images"] == first["images"]
+
+    # Each answer: reference/llm.py's greedy tokens for the same prompt (the browser's list ends with
+    # the stop token when it stopped); parsed and fallen back as reference/descriptions.py does.
+    llm = ChatLLM(fudd_root, LLM)
+    template = VisionModel(fudd_root, CLIP, variant="fp32").info.template
+    describer = LlmDescriber(llm, PROMPT, template)
+    for report in pairs:
+        a, b = report["labels"]
+        want = llm.generate(PROMPT.messages(a, b, PROMPT.pairs_per_class_pair), PROMPT.max_new_tokens)
+        tokens = report["tokenIds"]
+        if tokens and tokens[-1] in llm.stop_ids:
+            tokens = tokens[:-1]
+        assert tokens == want.token_ids, (a, b)
+        assert report["raw"] == want.text
+        assert (a, b) == tuple(sorted((a, b)))
+        first_texts, second_texts = describer(a, b)
+        assert (report["first"], report["second"], report["fallback"]) == (
+            first_texts, second_texts, describer.outcomes[(a, b)].fallback)
+    assert first["fallbacks"] == describer.fallbacks
+    assert not errors, errors
+
+
+@pytest.mark.browser
+def test_ask_the_llm_toggle_shows_both_rankings_and_the_explorer(fudd_url, page_and_log):
+    page, log = page_and_log
+    open_app(page, fudd_url, f"model={CLIP}&variant=fp32&runtime=wasm&chat={LLM}")
+    page.wait_for_selector(f"body[data-model='{CLIP}']")
+    labels, k = LABELS[:4], 3
+    page.set_input_files("#classify-files", files=[
+        {"name": f"image{i}.png", "mimeType": "image/png", "buffer": png_bytes(img)} for i, img in enumerate(IMAGES[:2])])
+    page.fill("#labels", "\n".join(labels))
+    page.check("#fudd-toggle")
+    page.fill("#fudd-k", str(k))
+    # Every status line, to see the progress the user saw.
+    page.evaluate("""() => {
+      window.fuddStatus = [];
+      const status = document.getElementById("fudd-status");
+      new MutationObserver(() => window.fuddStatus.push(status.textContent)).observe(status, { childList: true });
+    }""")
+    page.click("#classify-run")
+    page.wait_for_selector("#fudd-status[data-state='done']")
+
+    cards = page.locator(".fudd-card")
+    assert cards.count() == 2
+    shown = [{p: cards.nth(i).locator(f"[data-pass='{p}'] .bar").evaluate_all("rows => rows.map((r) => r.dataset.label)")
+              for p in ("first", "reranked")} for i in range(2)]
+    # What the page shows is what the engine computes (a second call: answered from the cache).
+    direct = page.evaluate(CLASSIFY_JS, [URLS[:2], labels, {"k": k}])["result"]
+    assert direct["llmCalls"] == 0
+    assert shown == [{"first": [s["label"] for s in im["candidates"]], "reranked": [s["label"] for s in im["reranked"]]}
+                     for im in direct["images"]]
+    statuses = page.evaluate("window.fuddStatus")
+    total = len(direct["pairs"])
+    assert f"Writing descriptions: {total} / {total} class pairs" in " ".join(statuses), statuses
+    assert page.locator("#fudd-status").inner_text().startswith(f"Re-ranked the top {k} with descriptions by {LLM}")
+    assert page.locator(".fudd-pairs li").count() == total
+
+    cards.nth(0).locator(".fudd-why summary").click()
+    assert cards.nth(0).locator(".fudd-why h5").count() == k
+    page.select_option("#fudd-explore-label", direct["images"][0]["reranked"][0]["label"])
+    page.click("#fudd-explore-run")
+    page.wait_for_selector("#fudd-explained li")
+    screenshot(page, "fudd_ui_toggle")
+    log.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def smollm2_root(shared_artifacts):
+    return shared_artifacts.llm("smollm2")  # shared with the chat and FuDD reference tests: same variants
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_smollm2_writes_usable_descriptions_as_python_does(smollm2_root, fudd_url, page_and_log, tmp_path):
+    """The real SmolLM2 (its WASM default file): browser answers are Python's greedy tokens, and some
+    class pairs get usable descriptions that the browser parses and wraps as Python does."""
+    from exporter.onnx_decoder import OnnxDecoder
+    from reference.descriptions import LlmDescriber
+    from reference.llm import ChatLLM
+    from reference.vision import VisionModel
+
+    root = smollm2_root
+    page, log = page_and_log
+    open_app(page, fudd_url)
+    page.evaluate("""async () => {
+      await window.engine.load({ clip: "%s" }, { variant: "fp32", runtime: "wasm" });
+      await window.engine.loadChat("smollm2", { runtime: "wasm" });
+    }""" % CLIP)
+    labels = ["cat", "dog", "horse"]
+    got = page.evaluate(CLASSIFY_JS, [URLS[:1], labels, {"k": 3}])["result"]
+
+    llm = ChatLLM(root, "smollm2")
+    model_file = root / next(iter(llm.entry.variants[llm.variant].files.values()))
+    llm.decoder = OnnxDecoder(fp32_compute_copy(model_file, tmp_path))  # WASM computes 4-bit weights in fp32
+    template = VisionModel(root, CLIP, variant="fp32").info.template
+    describer = LlmDescriber(llm, PROMPT, template)
+    assert len(got["pairs"]) == 3 and got["llmCalls"] == 3
+    for report in got["pairs"]:
+        a, b = report["labels"]
+        want = llm.generate(PROMPT.messages(a, b, PROMPT.pairs_per_class_pair), PROMPT.max_new_tokens)
+        tokens = report["tokenIds"][:-1] if report["tokenIds"][-1] in llm.stop_ids else report["tokenIds"]
+        assert tokens == want.token_ids, (a, b, report["raw"], want.text)
+        assert report["raw"] == want.text
+        first_texts, second_texts = describer(a, b)
+        assert (report["first"], report["second"], report["fallback"]) == (
+            first_texts, second_texts, describer.outcomes[(a, b)].fallback)
+        assert [tuple(f) for f in report["features"]] == PROMPT.parse(want.text, a, b, PROMPT.pairs_per_class_pair).pairs
+    assert got["fallbacks"] == describer.fallbacks < 3  # SmolLM2 writes usable lines for some pairs
+    candidates = [s["label"] for s in got["images"][0]["candidates"]]
+    assert got["images"][0]["descriptions"] == class_descriptions(candidates, describer, template)
+    log.assert_clean()

@@ -1,7 +1,8 @@
 """The in-browser engine against Python: the same artifact files, the same PNGs and texts.
 
-Reference: Python onnxruntime fed the Hugging Face image processor's pixel_values (slow, PIL)
-and the `tokenizers` library's ids (tokenizer.json as written, with its truncation/padding).
+Reference: reference.vision.VisionModel (fp32 variant): Python onnxruntime fed the Hugging Face
+image processor's pixel_values (slow, PIL) and the `tokenizers` library's ids (tokenizer.json as
+written, with its truncation/padding).
 Tolerances: pixel_values 1e-6 (both sides do the same 8-bit PIL arithmetic), embeddings and
 scores 1e-4 on WASM (fp32), 1e-3 on WebGPU (SwiftShader, different kernels).
 """
@@ -11,13 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from browser_support import VISION_MODELS, data_url, fixed_images, png_bytes
-from tokenizers import Tokenizer
-from transformers import AutoImageProcessor
 
-from contract.manifest import load_manifest
+from reference.vision import VisionModel, apply_template
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 
@@ -27,49 +25,6 @@ LONG_TEXT = " ".join(["a very long caption that keeps going"] * 25)  # truncated
 TEXTS = ["a photo of a cat.", "", LONG_TEXT, "two dogs playing in the snow at night"]
 IMAGES = fixed_images()
 URLS = [data_url(png_bytes(img)) for img in IMAGES]
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-class PythonReference:
-    """One model's fp32 towers in Python onnxruntime, fed by the HF processor and `tokenizers`."""
-
-    def __init__(self, root: Path, model_id: str, variant: str = "fp32") -> None:
-        self.entry = load_manifest(root).get(model_id)
-        assert self.entry is not None and self.entry.vision is not None
-        files = self.entry.variants[variant].files
-        self.vision_session = ort.InferenceSession(str(root / files["vision_model"]), providers=["CPUExecutionProvider"])
-        self.text_session = ort.InferenceSession(str(root / files["text_model"]), providers=["CPUExecutionProvider"])
-        self.processor = AutoImageProcessor.from_pretrained(root / model_id, use_fast=False)
-        self.tokenizer = Tokenizer.from_file(str(root / model_id / "tokenizer.json"))
-
-    def pixel_values(self, images) -> np.ndarray:  # [n, 3, H, W]
-        return self.processor(images=images, return_tensors="np")["pixel_values"]
-
-    def embed_images(self, images) -> np.ndarray:  # [n, D], unit rows
-        out = self.vision_session.run(["image_embeds"], {"pixel_values": self.pixel_values(images)})[0]
-        return out / np.linalg.norm(out, axis=-1, keepdims=True)
-
-    def embed_texts(self, texts: list[str]) -> np.ndarray:  # [n, D]; one text per run: no padding effects
-        rows = []
-        for text in texts:
-            enc = self.tokenizer.encode(text)
-            feeds = {"input_ids": np.array([enc.ids], dtype=np.int64),
-                     "attention_mask": np.array([enc.attention_mask], dtype=np.int64)}
-            names = [i.name for i in self.text_session.get_inputs()]
-            rows.append(self.text_session.run(["text_embeds"], {n: feeds[n] for n in names})[0][0])
-        out = np.stack(rows)
-        return out / np.linalg.norm(out, axis=-1, keepdims=True)
-
-    def logits(self, image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.ndarray:  # [images, labels]
-        info = self.entry.vision
-        return info.logit_scale * image_embeds @ text_embeds.T + info.logit_bias
-
-    def scores(self, logits: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-logits)) if self.entry.vision.scoring == "sigmoid" else _softmax(logits)
 
 
 def _run_in_browser(page, model_id: str, runtime: str) -> dict:
@@ -101,7 +56,7 @@ def _open(page, url: str) -> None:
     page.evaluate("window.lumenReady")
 
 
-def _check_against_python(result: dict, ref: PythonReference, tol: float) -> None:
+def _check_against_python(result: dict, ref: VisionModel, tol: float) -> None:
     family = ref.entry.family
     pixels = ref.pixel_values(IMAGES)
     for got, want in zip(result["pixels"], pixels):
@@ -113,18 +68,19 @@ def _check_against_python(result: dict, ref: PythonReference, tol: float) -> Non
                                err_msg=f"{family}: image embeddings")
     np.testing.assert_allclose(np.array(result["texts"]), ref.embed_texts(TEXTS), atol=tol, rtol=0,
                                err_msg=f"{family}: text embeddings")
-    template = ref.entry.vision.template
-    label_ref = ref.embed_texts([template.replace("{}", label) for label in LABELS])
-    want_logits = ref.logits(image_ref, label_ref)
+    info = ref.info
+    label_ref = ref.embed_texts([apply_template(info.template, label) for label in LABELS])
+    want_logits = info.logit_scale * image_ref @ label_ref.T + info.logit_bias  # [images, labels]
+    want_scores = ref.scores(image_ref, label_ref)
     # The comparison means something only if the labels' logits differ by more than the tolerance
     # (tiny random ALIGN's texts embed close together: spread about 7e-4).
     assert (want_logits.max(axis=1) - want_logits.min(axis=1)).min() > min(tol, 1e-4) * 3
-    for ranked, logits in zip(result["classified"], want_logits):
+    for ranked, logits, scores in zip(result["classified"], want_logits, want_scores):
         got = {r["label"]: r for r in ranked}
         assert [r["score"] for r in ranked] == sorted((r["score"] for r in ranked), reverse=True), "not best first"
         np.testing.assert_allclose([got[label]["logit"] for label in LABELS], logits, atol=tol, rtol=0,
                                    err_msg=f"{family}: logits")
-        np.testing.assert_allclose([got[label]["score"] for label in LABELS], ref.scores(logits), atol=tol, rtol=0,
+        np.testing.assert_allclose([got[label]["score"] for label in LABELS], scores, atol=tol, rtol=0,
                                    err_msg=f"{family}: scores")
 
 
@@ -136,7 +92,7 @@ def test_wasm_matches_python_onnxruntime(model_id, vision_artifacts, lumen_url, 
     result = _run_in_browser(page, model_id, "wasm")
     assert result["runtime"] == "wasm"
     assert result["load"]["clip"]["variant"] == "fp32"
-    _check_against_python(result, PythonReference(vision_artifacts, model_id), tol=1e-4)
+    _check_against_python(result, VisionModel(vision_artifacts, model_id, variant="fp32"), tol=1e-4)
     # The images really needed resizing (and, for CLIP and ALIGN, cropping).
     assert all(img.size != (32, 32) and img.width != img.height for img in IMAGES)
     log.assert_clean()
@@ -152,7 +108,7 @@ def test_webgpu_matches_wasm_and_badge_says_webgpu(vision_artifacts, lumen_url, 
     assert "software adapter" in page.locator("#runtime-reason").inner_text()
     result = _run_in_browser(page, "tiny-random-clip", "webgpu")
     assert result["runtime"] == "webgpu"
-    _check_against_python(result, PythonReference(vision_artifacts, "tiny-random-clip"), tol=1e-3)
+    _check_against_python(result, VisionModel(vision_artifacts, "tiny-random-clip", variant="fp32"), tol=1e-3)
     log.assert_clean()
 
 

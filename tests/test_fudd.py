@@ -341,6 +341,21 @@ def test_eval_bad_input_exits_2_with_a_named_error(shared_artifacts, shapes, tmp
     assert proc.returncode == 2 and "no vision model 'no-such-model'" in proc.stderr
 
 
+def test_eval_never_imports_torch(shared_artifacts, shapes, tmp_path):
+    """The command runs onnxruntime, `tokenizers` and the HF image processor (PIL + numpy): torch would
+    only cost seconds and memory at start-up."""
+    root = shared_artifacts.clip("tiny-random-clip")
+    (tmp_path / "none.json").write_text("{}")
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "reference.fudd_eval", "--artifacts", str(root),
+                           "--clip", "tiny-random-clip", "--descriptions", str(tmp_path / "none.json"),
+                           "--data", str(shapes), "--k", "2"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert {"onnxruntime", "transformers", "tokenizers"} <= imported  # the check sees the command's imports
+    assert "torch" not in imported
+    assert "None of PyTorch" not in proc.stderr
+
+
 # ---------------------------------------------------------------- the real SmolLM2 writes descriptions
 
 

@@ -5,7 +5,7 @@
 // checks both give the same pairs, reasons, order and scores.
 
 import type { VisionInfo } from "./manifest.gen";
-import { applyTemplate, type LabelScore, l2Normalize, scoreLabels } from "./scoring";
+import { applyTemplate, dot, type LabelScore, l2Normalize, scoreLabels } from "./scoring";
 
 export interface ChatTurn {
   role: string;
@@ -14,6 +14,7 @@ export interface ChatTurn {
 
 /** contract/fudd_prompt.json */
 export interface FuddPromptData {
+  version: number;
   messages: ChatTurn[];
   generation: { max_new_tokens: number; temperature: number };
   pairs_per_class_pair: number;
@@ -77,6 +78,10 @@ export class FuddPrompt {
         if (split) split.forEach((side) => this.exampleSides.add(side.toLowerCase()));
       }
     }
+  }
+
+  get version(): number {
+    return this.data.version;
   }
 
   get maxNewTokens(): number {
@@ -178,6 +183,8 @@ export interface FuddRanking {
   reranked: LabelScore[];
   /** candidate -> the descriptions its embedding averages */
   descriptions: Record<string, string[]>;
+  /** candidate -> each description's cosine with the image (same order): which ones pulled it up */
+  similarities: Record<string, number[]>;
 }
 
 /** (a, b) -> [descriptions of a, descriptions of b] */
@@ -228,5 +235,7 @@ export async function rerank(image: Float32Array, firstPass: LabelScore[], k: nu
   const embedded = await embedTexts(texts); // each distinct text once
   const byText = new Map(texts.map((t, i) => [t, embedded[i]!]));
   const classes = labels.map((c) => classEmbedding(descriptions[c]!.map((t) => byText.get(t)!)));
-  return { candidates, reranked: scoreLabels(image, classes, labels, info), descriptions };
+  const similarities = Object.fromEntries(labels.map((c) =>
+    [c, descriptions[c]!.map((t) => dot(image, l2Normalize(byText.get(t)!)))]));
+  return { candidates, reranked: scoreLabels(image, classes, labels, info), descriptions, similarities };
 }

@@ -1,6 +1,7 @@
 // Classify tab: drop or pick images, labels one per line (or a preset), ranked bars per image.
 
 import type { Engine, LabelScore } from "../engine/api";
+import type { FuddPanel } from "./fudd";
 import { byId, clearErrors, showError } from "./status";
 
 const PRESETS: Record<string, string[]> = {
@@ -10,12 +11,41 @@ const PRESETS: Record<string, string[]> = {
   Food: ["pizza", "salad", "sushi", "cake", "soup", "burger"],
 };
 
+/** Ranked score bars, best first (data-label/data-score on each row for tests). */
+export function scoreBars(scores: LabelScore[], ariaLabel: string): HTMLOListElement {
+  const bars = document.createElement("ol");
+  bars.className = "bars";
+  bars.setAttribute("aria-label", ariaLabel);
+  for (const s of scores) {
+    const li = document.createElement("li");
+    li.className = "bar";
+    li.dataset["label"] = s.label;
+    li.dataset["score"] = String(s.score);
+    const name = document.createElement("span");
+    name.className = "bar-label";
+    name.textContent = s.label;
+    const track = document.createElement("span");
+    track.className = "bar-track";
+    const fill = document.createElement("span");
+    fill.className = "bar-fill";
+    fill.style.setProperty("width", `${(s.score * 100).toFixed(2)}%`);
+    track.append(fill);
+    const value = document.createElement("span");
+    value.className = "bar-value";
+    value.textContent = `${(s.score * 100).toFixed(1)}%`;
+    li.append(name, track, value);
+    bars.append(li);
+  }
+  return bars;
+}
+
 export class ClassifyTab {
   private files: File[] = [];
   private ready = false;
   private urls: string[] = [];
 
-  constructor(private readonly engine: Engine) {
+  /** `fudd`: the "Ask the LLM" panel (ui/fudd.ts), which takes over the run when its toggle is on. */
+  constructor(private readonly engine: Engine, private readonly fudd?: FuddPanel) {
     const preset = byId<HTMLSelectElement>("label-preset");
     preset.append(new Option("Custom…", ""), ...Object.keys(PRESETS).map((name) => new Option(name, name)));
     preset.addEventListener("change", () => {
@@ -88,6 +118,10 @@ export class ClassifyTab {
     results.setAttribute("aria-busy", "true");
     try {
       const template = byId<HTMLInputElement>("template").value || undefined;
+      if (this.fudd?.enabled) {
+        await this.fudd.classify(this.files, labels, template);
+        return;
+      }
       const ranked = await this.engine.classify({ images: this.files, labels, template });
       this.render(ranked);
     } catch (err) {
@@ -110,30 +144,7 @@ export class ClassifyTab {
       img.alt = this.files[i]!.name;
       const title = document.createElement("h3");
       title.textContent = this.files[i]!.name;
-      const bars = document.createElement("ol");
-      bars.className = "bars";
-      bars.setAttribute("aria-label", `Labels for ${this.files[i]!.name}, best first`);
-      for (const s of scores) {
-        const li = document.createElement("li");
-        li.className = "bar";
-        li.dataset["label"] = s.label;
-        li.dataset["score"] = String(s.score);
-        const name = document.createElement("span");
-        name.className = "bar-label";
-        name.textContent = s.label;
-        const track = document.createElement("span");
-        track.className = "bar-track";
-        const fill = document.createElement("span");
-        fill.className = "bar-fill";
-        fill.style.setProperty("width", `${(s.score * 100).toFixed(2)}%`);
-        track.append(fill);
-        const value = document.createElement("span");
-        value.className = "bar-value";
-        value.textContent = `${(s.score * 100).toFixed(1)}%`;
-        li.append(name, track, value);
-        bars.append(li);
-      }
-      card.append(img, title, bars);
+      card.append(img, title, scoreBars(scores, `Labels for ${this.files[i]!.name}, best first`));
       return card;
     });
     byId("classify-results").replaceChildren(...cards);

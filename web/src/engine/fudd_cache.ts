@@ -1,0 +1,79 @@
+// FuDD's description cache in IndexedDB (in the worker): the chat model's raw answer for each class
+// pair, so a second run on the same labels asks the LLM nothing and works offline. The raw answer is
+// kept, not the parsed features: a stricter parser applies to old answers too.
+
+export interface CachedAnswer {
+  key: string;
+  /** decode(tokenIds without the stop token) */
+  text: string;
+  tokenIds: number[];
+  savedAt: number;
+}
+
+export interface AnswerCache {
+  /** "indexeddb", or "memory (why)" where IndexedDB cannot open (some private modes) */
+  readonly kind: string;
+  get(key: string): Promise<CachedAnswer | undefined>;
+  put(answer: CachedAnswer): Promise<void>;
+}
+
+const DB_NAME = "lumen-fudd";
+const STORE = "answers";
+
+/**
+ * One answer per chat model revision, prompt version, pairs asked and sorted class pair: any of
+ * them changing changes what the LLM would write.
+ */
+export function answerKey(model: { id: string; revision: string }, promptVersion: number, n: number,
+  labels: [string, string]): string {
+  return JSON.stringify([model.id, model.revision, promptVersion, n, ...labels]);
+}
+
+function request<T>(req: IDBRequest<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+class IndexedDbCache implements AnswerCache {
+  readonly kind = "indexeddb";
+
+  constructor(private readonly db: IDBDatabase) {}
+
+  async get(key: string): Promise<CachedAnswer | undefined> {
+    return request(this.db.transaction(STORE, "readonly").objectStore(STORE).get(key));
+  }
+
+  async put(answer: CachedAnswer): Promise<void> {
+    await request(this.db.transaction(STORE, "readwrite").objectStore(STORE).put(answer));
+  }
+}
+
+class MemoryCache implements AnswerCache {
+  private readonly answers = new Map<string, CachedAnswer>();
+
+  constructor(readonly kind: string) {}
+
+  async get(key: string): Promise<CachedAnswer | undefined> {
+    return this.answers.get(key);
+  }
+
+  async put(answer: CachedAnswer): Promise<void> {
+    this.answers.set(answer.key, answer);
+  }
+}
+
+let opened: Promise<AnswerCache> | null = null;
+
+/** The worker's cache, opened once; where IndexedDB fails, a per-session memory cache that says so. */
+export function answerCache(): Promise<AnswerCache> {
+  opened ??= new Promise<IDBDatabase>((resolve, reject) => {
+    const req = indexedDB.open(DB_NAME, 1);
+    req.onupgradeneeded = () => req.result.createObjectStore(STORE, { keyPath: "key" });
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  }).then((db): AnswerCache => new IndexedDbCache(db),
+    (err: unknown) => new MemoryCache(`memory (IndexedDB failed: ${String(err)})`));
+  return opened;
+}

@@ -1,0 +1,162 @@
+// Where FuDD's differential descriptions come from in the engine: descriptions the caller gives, or
+// the loaded chat model (through the answer cache). Mirrors reference/descriptions.py: each unordered
+// class pair is described once, labels in sorted (code point) order, which is both the cache key and
+// the order the LLM sees them; a pair with nothing usable falls back to the template prompts, and
+// every fallback is reported with the answer and the parser's reasons.
+
+import type { AnswerCache } from "./fudd_cache";
+import { answerKey } from "./fudd_cache";
+import type { ChatTurn, FuddPrompt } from "./fudd";
+import { applyTemplate } from "./scoring";
+
+/** Descriptions written elsewhere (e.g. a FuDD pairwise file): full texts for labels[0] and labels[1]. */
+export interface GivenPair {
+  labels: [string, string];
+  /** (describes labels[0], describes labels[1]) */
+  pairs: Array<[string, string]>;
+}
+
+export type DescriptionSource = "llm" | "cache" | "given";
+
+/** How one class pair was described. */
+export interface PairReport {
+  /** sorted */
+  labels: [string, string];
+  source: DescriptionSource;
+  /** true: the template prompts, because the source had nothing usable */
+  fallback: boolean;
+  /** descriptions of labels[0] */
+  first: string[];
+  /** descriptions of labels[1] */
+  second: string[];
+  /** LLM (or cached) answer, its tokens (with the stop token if it stopped), features kept and lines rejected */
+  raw?: string;
+  tokenIds?: number[];
+  features?: Array<[string, string]>;
+  rejected?: Array<[string, string]>;
+}
+
+/** Reported after each class pair is described. */
+export interface FuddProgress {
+  done: number;
+  total: number;
+  labels: [string, string];
+  source: DescriptionSource;
+}
+
+/** One greedy chat generation: the text (stop token excluded) and every token generated (stop token included). */
+export type Generate = (messages: ChatTurn[], maxNewTokens: number) => Promise<{ text: string; tokenIds: number[] }>;
+
+/** Python's str ordering (code points), which differs from JavaScript's UTF-16 order beyond the BMP. */
+export function byCodePoint(a: string, b: string): number {
+  const [x, y] = [[...a], [...b]];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
+export function sortedPair(a: string, b: string): [string, string] {
+  return byCodePoint(a, b) <= 0 ? [a, b] : [b, a];
+}
+
+/** Callable per pair through `describe` (a PairDescriber for rerank), memoized per unordered pair. */
+export abstract class Describer {
+  private readonly outcomes = new Map<string, Promise<PairReport>>();
+
+  constructor(protected readonly template: string) {}
+
+  /** (a, b) -> [descriptions of a, descriptions of b] */
+  readonly describe = async (a: string, b: string): Promise<[string[], string[]]> => {
+    const report = await this.report(a, b);
+    return report.labels[0] === a ? [report.first, report.second] : [report.second, report.first];
+  };
+
+  /** Describes the pairs in order (each once), reporting progress after each. */
+  async prepare(pairs: Array<[string, string]>, onProgress?: (p: FuddProgress) => void): Promise<void> {
+    const todo = [...new Map(pairs.map((p) => sortedPair(...p)).map((p) => [JSON.stringify(p), p])).values()];
+    for (const [i, labels] of todo.entries()) {
+      const report = await this.report(...labels);
+      onProgress?.({ done: i + 1, total: todo.length, labels, source: report.source });
+    }
+  }
+
+  async reports(): Promise<PairReport[]> {
+    return Promise.all(this.outcomes.values());
+  }
+
+  /** How the pair (either order) was described; described now if it was not yet. */
+  report(a: string, b: string): Promise<PairReport> {
+    const labels = sortedPair(a, b);
+    const key = JSON.stringify(labels);
+    let report = this.outcomes.get(key);
+    if (!report) {
+      report = this.write(labels);
+      this.outcomes.set(key, report);
+    }
+    return report;
+  }
+
+  /** labels sorted */
+  protected abstract write(labels: [string, string]): Promise<PairReport>;
+
+  protected fallback(labels: [string, string], source: DescriptionSource, extra: Partial<PairReport> = {}): PairReport {
+    return { labels, source, fallback: true, first: [applyTemplate(this.template, labels[0])],
+      second: [applyTemplate(this.template, labels[1])], ...extra };
+  }
+}
+
+export class GivenDescriber extends Describer {
+  private readonly given = new Map<string, Array<[string, string]>>();
+
+  constructor(pairs: GivenPair[], template: string) {
+    super(template);
+    for (const { labels: [a, b], pairs: texts } of pairs) {
+      const labels = sortedPair(a, b);
+      const oriented = labels[0] === a ? texts : texts.map(([x, y]): [string, string] => [y, x]);
+      this.given.set(JSON.stringify(labels), oriented);
+    }
+  }
+
+  protected async write(labels: [string, string]): Promise<PairReport> {
+    const texts = this.given.get(JSON.stringify(labels));
+    if (!texts?.length) return this.fallback(labels, "given");
+    return { labels, source: "given", fallback: false, first: texts.map(([x]) => x), second: texts.map(([, y]) => y) };
+  }
+}
+
+/** One greedy generation per class pair with the shared prompt (or its cached answer), parsed strictly. */
+export class LlmDescriber extends Describer {
+  llmCalls = 0;
+  cacheHits = 0;
+
+  constructor(private readonly prompt: FuddPrompt, private readonly model: { id: string; revision: string },
+    private readonly generate: Generate, private readonly cache: AnswerCache, template: string,
+    private readonly n: number = prompt.data.pairs_per_class_pair) {
+    super(template);
+  }
+
+  protected async write(labels: [string, string]): Promise<PairReport> {
+    const [a, b] = labels;
+    const key = answerKey(this.model, this.prompt.version, this.n, labels);
+    let answer = await this.cache.get(key);
+    const source: DescriptionSource = answer ? "cache" : "llm";
+    if (answer) {
+      this.cacheHits++;
+    } else {
+      const generated = await this.generate(this.prompt.messages(a, b, this.n), this.prompt.maxNewTokens);
+      this.llmCalls++;
+      answer = { key, text: generated.text, tokenIds: generated.tokenIds, savedAt: Date.now() };
+      await this.cache.put(answer);
+    }
+    const parsed = this.prompt.parse(answer.text, a, b, this.n);
+    const seen = { raw: answer.text, tokenIds: answer.tokenIds, features: parsed.pairs, rejected: parsed.rejected };
+    if (parsed.pairs.length === 0) return this.fallback(labels, source, seen);
+    return {
+      labels, source, fallback: false, ...seen,
+      first: parsed.pairs.map(([fa]) => this.prompt.description(this.template, a, fa)),
+      second: parsed.pairs.map(([, fb]) => this.prompt.description(this.template, b, fb)),
+    };
+  }
+}
