@@ -1,0 +1,86 @@
+"""Time to first answer as a user meets it, from navigation start: cold (fresh browser profile, so
+every file is downloaded over loopback, verified and compiled) and warm (the same profile reloaded,
+files from the browser's cache). Lumen and Transformers.js, same files, 2 WASM threads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import rows
+from bench.browser import READY_MS, Browser, evaluate, image_urls, or_reason
+from bench.plan import CHAT, LABELS, Plan
+from bench.stats import summarize
+from contract.manifest import ModelEntry
+from exporter.progress import bar
+
+OURS_CLIP_JS = """async ([id, variant, threads, url, labels]) => {
+  await window.lumenReady;
+  await window.engine.load({ clip: id }, { runtime: 'wasm', threads, variant });
+  const ranked = await window.engine.classify({ images: [url], labels });
+  if (!ranked[0].length) throw new Error('no classification');
+  return performance.now();
+}"""
+OURS_CHAT_JS = """async ([id, variant, threads, messages]) => {
+  await window.lumenReady;
+  await window.engine.loadChat(id, { runtime: 'wasm', threads, variant });
+  const r = await window.engine.chat.completions.create({ messages, max_tokens: 1, temperature: 0 });
+  if (r.usage.completion_tokens !== 1) throw new Error('no token');
+  return performance.now();
+}"""
+PEER_CLIP_JS = """async ([id, files, url, labels]) => {
+  await window.peer.firstClassification(id, files, url, labels);
+  return performance.now();
+}"""
+PEER_CHAT_JS = """async ([id, file, messages]) => {
+  await window.peer.firstChatToken(id, file, messages);
+  return performance.now();
+}"""
+
+
+def _cold_warm(browser: Browser, url: str, ready: str, script: str, args: list, runs: int) -> dict:
+    """Per run: a fresh context (cold), then the same page reloaded (warm); ms since navigation start."""
+    cold, warm = [], []
+    for _ in range(runs):
+        with browser.context() as context:
+            page = browser.open(context, url, ready)
+            cold.append(evaluate(page, script, args))
+            page.reload()
+            page.wait_for_function(ready, timeout=READY_MS)
+            warm.append(evaluate(page, script, args))
+    return {"cold_ms": summarize(cold), "warm_ms": summarize(warm)}
+
+
+def run(plan: Plan, llm: ModelEntry | None, clip: ModelEntry | None, ours_url: str, peer_url: str,
+        browser: Browser) -> dict:
+    threads = plan.native_threads
+    runs = min(plan.runs, 3)  # each cold run downloads the model again
+    ours_ready, peer_ready = "window.lumenReady !== undefined", "window.peer !== undefined"
+    ours_page, peer_page = f"{ours_url}/?autoload=0", f"{peer_url}/?threads={threads}&cache=1"
+    table: list[dict] = []
+    with bar(2 * (llm is not None) + 2 * (clip is not None), "[bench] load", unit="config") as progress:
+        if clip is not None:
+            variant = clip.defaults["wasm"]
+            files = clip.variants[variant].files
+            stems = {"vision": Path(files["vision_model"]).stem, "text": Path(files["text_model"]).stem}
+            image = image_urls()[0]
+            engines: dict[str, dict | str] = {
+                f"ours_wasm_{threads}t": _cold_warm(browser, ours_page, ours_ready, OURS_CLIP_JS,
+                                                    [plan.clip_id, variant, threads, image, list(LABELS)], runs)}
+            progress.update(1)
+            engines[f"transformers_js_{threads}t"] = or_reason(lambda: _cold_warm(
+                browser, peer_page, peer_ready, PEER_CLIP_JS, [plan.clip_id, stems, image, list(LABELS)], runs))
+            progress.update(1)
+            table += rows.metric_rows("load", plan.clip_id, f"first classification, {variant} (default)", engines,
+                                      rows.LOAD_METRICS, threads)
+        if llm is not None:
+            variant = llm.defaults["wasm"]
+            stem = Path(llm.variants[variant].files["model"]).stem
+            engines = {f"ours_wasm_{threads}t": _cold_warm(browser, ours_page, ours_ready, OURS_CHAT_JS,
+                                                           [plan.llm_id, variant, threads, CHAT], runs)}
+            progress.update(1)
+            engines[f"transformers_js_{threads}t"] = or_reason(lambda: _cold_warm(
+                browser, peer_page, peer_ready, PEER_CHAT_JS, [plan.llm_id, stem, CHAT], runs))
+            progress.update(1)
+            table += rows.metric_rows("load", plan.llm_id, f"first chat token, {variant} (default)", engines,
+                                      rows.LOAD_METRICS, threads)
+    return {"runs": runs, "rows": table}

@@ -1,0 +1,76 @@
+"""`python -m bench --quick`: the whole benchmark end to end on tiny random models (one iteration).
+
+Checks structure and sanity, not speed: every section ran, every engine that must have a number
+has one (positive, min <= median <= max), ratios equal what the medians say, the three outputs
+exist and agree, and bad input exits 2 with a message.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
+    out = tmp_path_factory.mktemp("bench")
+    proc = run_bench("--quick", "--artifacts", str(out / "artifacts"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads((out / "bench.json").read_text()), out, proc.stdout
+
+
+def _check_summary(s: dict) -> None:
+    assert s["n"] == 1 and 0 < s["min"] <= s["median"] <= s["max"], s
+
+
+@pytest.mark.browser
+def test_quick_run_measures_every_engine(quick) -> None:
+    results, out, stdout = quick
+    assert set(results["sections"]) == {"llm", "clip", "load", "sizes", "server"}
+    llm = results["sections"]["llm"]["rows"]
+    for row in llm[:2]:  # the default ONNX file: both browsers and native on it
+        assert {"ours_wasm_1t", "ours_wasm_2t", "transformers_js_2t", "native_ort_2t"} <= set(row["values"])
+    clip = results["sections"]["clip"]["rows"]
+    assert {r["metric"] for r in clip} == {"image, batch 1", "image, batch 8", "text, batch 1", "text, batch 8"}
+    for row in llm + clip + results["sections"]["load"]["rows"] + results["sections"]["server"]["rows"]:
+        for summary in row["values"].values():
+            _check_summary(summary)
+        if "native_ort_2t" in row["values"]:
+            ours, native = row["values"]["ours_wasm_2t"]["median"], row["values"]["native_ort_2t"]["median"]
+            want = ours / native if row["higher_is_better"] else native / ours
+            assert row["ratios"]["browser_vs_native"] == pytest.approx(want)
+    assert any("pytorch_fp32" in r["values"] for r in llm) and any("pytorch_fp32" in r["values"] for r in clip)
+    # llama.cpp has no GGUF for the tiny model: the row must say why instead of a number.
+    assert all(isinstance(v, str) and v for r in llm for v in r["missing"].values())
+    assert "real_gpu" in results["webgpu"]
+    assert (out / "bench.png").stat().st_size > 10_000 and (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    markdown = (out / "bench.md").read_text()
+    assert "Transformers.js WASM 2t" in markdown and "browser ÷ native" in markdown
+    assert "### Sizes" in stdout and "### Server" in stdout
+
+
+@pytest.mark.browser
+def test_sizes_match_the_files_on_disk(quick) -> None:
+    results, out, _ = quick
+    sizes = {(r["model"], r["variant"]): r for r in results["sections"]["sizes"]["rows"]}
+    int8 = sizes[("tiny-random-clip", "int8")]
+    onnx = out / "artifacts" / "tiny-random-clip" / "onnx"
+    on_disk = sum((onnx / f"{tower}_quantized.onnx").stat().st_size for tower in ("vision_model", "text_model"))
+    assert int8["variant_bytes"] == on_disk and int8["total_bytes"] > on_disk
+
+
+@pytest.mark.parametrize("args", [["--only", "llm,gpu"], ["--runs", "0"], ["--only", ""]])
+def test_bad_options_exit_2(args: list[str]) -> None:
+    proc = run_bench(*args, timeout=60)
+    assert proc.returncode == 2 and "error" in proc.stderr.lower(), proc.stderr
