@@ -1,5 +1,6 @@
 # The README's two commands: `make demo` (export the embedded defaults, build, serve) and `make test`.
-PYTHON ?= python3
+# Everything runs in the project venv that scripts/install.sh creates (PEP 668: never the system python).
+PYTHON ?= .venv/bin/python
 PORT ?= 8000
 ARTIFACTS ?= artifacts
 

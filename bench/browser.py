@@ -15,7 +15,14 @@ from bench.plan import REPO, BenchError
 # The browser tests' fixtures are the one definition of how Chromium runs here.
 sys.path.insert(0, str(REPO / "tests"))
 from browser_support import (  # noqa: E402
-    CHROMIUM, CHROMIUM_ARGS, WEBGPU_ARGS, build_web, data_url, fixed_images, png_bytes)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    WEBGPU_ARGS,
+    build_web,
+    data_url,
+    fixed_images,
+    png_bytes,
+)
 from server_support import free_port, live_server  # noqa: E402
 
 __all__ = ["CHROMIUM", "Browser", "web_bundle", "free_port", "image_urls", "live_server", "webgpu_adapter"]
@@ -32,8 +39,9 @@ def web_bundle() -> tuple[Path, str]:
         dist = REPO / "web" / "dist"
         if not (dist / "index.html").is_file():
             raise BenchError(f"the web app does not build: {err}", fix="cd web && npm ci && npm run build") from err
-        print(f"warning: npm run build failed; benchmarking the last built web/dist\n{str(err)[-500:]}",
-              file=sys.stderr)
+        print(
+            f"warning: npm run build failed; benchmarking the last built web/dist\n{str(err)[-500:]}", file=sys.stderr
+        )
         return dist, "STALE: npm run build failed, so the last built web/dist ran"
 
 
@@ -67,8 +75,10 @@ class Browser:
         try:
             page.wait_for_function(ready, timeout=READY_MS)
         except Exception as err:
-            raise BenchError(f"{url} did not become ready ({ready}): {err}; page errors: {errors}",
-                             fix="build the page (npm ci / npm run build) and check the browser console") from err
+            raise BenchError(
+                f"{url} did not become ready ({ready}): {err}; page errors: {errors}",
+                fix="build the page (npm ci / npm run build) and check the browser console",
+            ) from err
         return page
 
 

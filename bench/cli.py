@@ -26,15 +26,23 @@ def _sections(text: str) -> tuple[str, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: tiny random models, one iteration (about a minute); numbers mean nothing")
-    parser.add_argument("--only", type=_sections, default=SECTIONS,
-                        help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: tiny random models, one iteration (about a minute); numbers mean nothing",
+    )
+    parser.add_argument(
+        "--only", type=_sections, default=SECTIONS, help=f"comma-separated subset of {','.join(SECTIONS)}"
+    )
     parser.add_argument("--runs", type=int, help="timed iterations after the warm-up (default 5; --quick 1)")
-    parser.add_argument("--artifacts", type=Path,
-                        help="artifact folder to export into / reuse (default bench/results/artifacts[-quick])")
-    parser.add_argument("--out", type=Path, default=RESULTS,
-                        help="where bench.{json,md,png} go (default bench/results)")
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        help="artifact folder to export into / reuse (default bench/results/artifacts[-quick])",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="where bench.{json,md,png} go (default bench/results)"
+    )
     return parser
 
 
@@ -57,10 +65,14 @@ def _measure(plan: Plan, results: dict) -> None:
             ours_url, peer_url = f"http://{host}:{port}", f"http://{peer_host}:{peer_port}"
             results["config"]["transformers_js"] = transformers_js.library_version()
             adapter = webgpu_adapter(f"{ours_url}/?autoload=0")
-            results["webgpu"] = adapter | {"summary": (
-                "a real GPU adapter was found, but this version measures WASM only" if adapter["real_gpu"] else
-                f"no real GPU here ({adapter.get('why') or 'software adapter: ' + str(adapter['adapter'])}), "
-                "WebGPU speed is not measured and no WebGPU claims are made")}
+            results["webgpu"] = adapter | {
+                "summary": (
+                    "a real GPU adapter was found, but this version measures WASM only"
+                    if adapter["real_gpu"]
+                    else f"no real GPU here ({adapter.get('why') or 'software adapter: ' + str(adapter['adapter'])}), "
+                    "WebGPU speed is not measured and no WebGPU claims are made"
+                )
+            }
             browser = stack.enter_context(chromium())
             if "llm" in plan.sections:
                 sections["llm"] = llm.run(plan, llm_entry, ours_url, peer_url, browser)
@@ -84,12 +96,21 @@ def main(argv: list[str] | None = None) -> int:
 
     plan = make_plan(args.quick, args.only, args.artifacts, args.runs)
     started = time.time()
-    results: dict = {"machine": machine.describe(CHROMIUM),
-                     "config": {"quick": plan.quick, "runs": plan.runs, "min_runs": plan.min_runs,
-                                "budget_s": plan.budget_ms / 1000, "sections": list(plan.sections),
-                                "llm": plan.llm_id, "clip": plan.clip_id, "command": "python -m bench"
-                                + (" --quick" if plan.quick else "")},
-                     "webgpu": {"summary": "not probed (no browser section ran)"}, "sections": {}}
+    results: dict = {
+        "machine": machine.describe(CHROMIUM),
+        "config": {
+            "quick": plan.quick,
+            "runs": plan.runs,
+            "min_runs": plan.min_runs,
+            "budget_s": plan.budget_ms / 1000,
+            "sections": list(plan.sections),
+            "llm": plan.llm_id,
+            "clip": plan.clip_id,
+            "command": "python -m bench" + (" --quick" if plan.quick else ""),
+        },
+        "webgpu": {"summary": "not probed (no browser section ran)"},
+        "sections": {},
+    }
     try:
         _measure(plan, results)
     except (BenchError, ExportError) as err:

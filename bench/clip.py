@@ -41,8 +41,10 @@ OURS_JS = """async ([id, variant, threads, urls, texts, batches, runs, minRuns, 
   }
   return out;
 }"""
-PEER_JS = ("([id, files, urls, texts, batches, runs, minRuns, budgetMs]) => "
-           "window.peer.clip(id, files, urls, texts, batches, runs, minRuns, budgetMs)")
+PEER_JS = (
+    "([id, files, urls, texts, batches, runs, minRuns, budgetMs]) => "
+    "window.peer.clip(id, files, urls, texts, batches, runs, minRuns, budgetMs)"
+)
 
 
 def _browser_summary(out: dict, batches: tuple[int, ...]) -> dict:
@@ -53,8 +55,21 @@ def ours(browser: Browser, url: str, plan: Plan, variant: str, threads: int, url
     with browser.context() as context:
         page = browser.open(context, f"{url}/?autoload=0", "window.lumenReady !== undefined")
         page.evaluate("window.lumenReady")
-        out = evaluate(page, OURS_JS, [plan.clip_id, variant, threads, urls, list(TEXTS), list(plan.batches),
-                                       plan.runs, plan.min_runs, plan.budget_ms])
+        out = evaluate(
+            page,
+            OURS_JS,
+            [
+                plan.clip_id,
+                variant,
+                threads,
+                urls,
+                list(TEXTS),
+                list(plan.batches),
+                plan.runs,
+                plan.min_runs,
+                plan.budget_ms,
+            ],
+        )
     if out["threads"] != threads:
         raise AssertionError(f"asked for {threads} WASM threads, got {out['threads']}: no COOP/COEP?")
     return _browser_summary(out, plan.batches)
@@ -63,8 +78,11 @@ def ours(browser: Browser, url: str, plan: Plan, variant: str, threads: int, url
 def peer(browser: Browser, url: str, plan: Plan, files: dict[str, str], threads: int, urls: list[str]) -> dict:
     with browser.context() as context:
         page = browser.open(context, f"{url}/?threads={threads}&cache=0", "window.peer !== undefined")
-        out = evaluate(page, PEER_JS, [plan.clip_id, files, urls, list(TEXTS), list(plan.batches), plan.runs,
-                                       plan.min_runs, plan.budget_ms])
+        out = evaluate(
+            page,
+            PEER_JS,
+            [plan.clip_id, files, urls, list(TEXTS), list(plan.batches), plan.runs, plan.min_runs, plan.budget_ms],
+        )
     return _browser_summary(out, plan.batches)
 
 
@@ -106,11 +124,16 @@ def native(root: Path, files: dict[str, str], threads: int, plan: Plan, inputs: 
     text_inputs = {i.name for i in text.get_inputs()}
     out = {}
     for n in plan.batches:
-        out[f"image_b{n}"] = _per_item(lambda n, i: vision.run(None, {"pixel_values": inputs.pixels(n, i)}), n,
-                                       plan.runs)
+        out[f"image_b{n}"] = _per_item(
+            lambda n, i: vision.run(None, {"pixel_values": inputs.pixels(n, i)}), n, plan.runs
+        )
         out[f"text_b{n}"] = _per_item(
-            lambda n, i: text.run(None, {k: v.astype(np.int64) for k, v in inputs.tokens(n, i).items()
-                                         if k in text_inputs}), n, plan.runs)
+            lambda n, i: text.run(
+                None, {k: v.astype(np.int64) for k, v in inputs.tokens(n, i).items() if k in text_inputs}
+            ),
+            n,
+            plan.runs,
+        )
     return out
 
 
@@ -151,15 +174,18 @@ def run(plan: Plan, entry: ModelEntry, ours_url: str, peer_url: str, browser: Br
                 progress.update(1)
             stems = {"vision": Path(files["vision_model"]).stem, "text": Path(files["text_model"]).stem}
             engines[f"transformers_js_{plan.native_threads}t"] = or_reason(
-                lambda: peer(browser, peer_url, plan, stems, plan.native_threads, urls))
+                lambda: peer(browser, peer_url, plan, stems, plan.native_threads, urls)
+            )
             progress.update(1)
-            engines[f"native_ort_{plan.native_threads}t"] = native(plan.artifacts, files, plan.native_threads, plan,
-                                                                   inputs)
+            engines[f"native_ort_{plan.native_threads}t"] = native(
+                plan.artifacts, files, plan.native_threads, plan, inputs
+            )
             progress.update(1)
             label = f"{variant} ({Path(files['vision_model']).name}, {Path(files['text_model']).name})"
             table += rows.metric_rows("clip", plan.clip_id, label, engines, rows.CLIP_METRICS, plan.native_threads)
         torch_engine = {"pytorch_fp32": pytorch(plan.artifacts, plan.clip_id, plan, inputs)}
         progress.update(1)
-    table += rows.metric_rows("clip", plan.clip_id, "PyTorch fp32 (same architecture)", torch_engine,
-                              rows.CLIP_METRICS, plan.native_threads)
+    table += rows.metric_rows(
+        "clip", plan.clip_id, "PyTorch fp32 (same architecture)", torch_engine, rows.CLIP_METRICS, plan.native_threads
+    )
     return {"rows": table}

@@ -21,16 +21,20 @@ def generate(llm, prompt: list[int], tokens: int) -> dict:
         llm.eval([token])
         token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
     t2 = time.perf_counter()
-    return {"prefill_ms": (t1 - t0) * 1000, "decode_tokens_per_s": (tokens - 1) / (t2 - t1),
-            "completion_tokens": tokens}
+    return {
+        "prefill_ms": (t1 - t0) * 1000,
+        "decode_tokens_per_s": (tokens - 1) / (t2 - t1),
+        "completion_tokens": tokens,
+    }
 
 
 def main() -> int:
     from llama_cpp import Llama
 
     args = json.loads(sys.argv[1])  # {gguf, threads, prompt, tokens, runs}
-    llm = Llama(model_path=args["gguf"], n_ctx=512, n_threads=args["threads"], n_threads_batch=args["threads"],
-                verbose=False)
+    llm = Llama(
+        model_path=args["gguf"], n_ctx=512, n_threads=args["threads"], n_threads_batch=args["threads"], verbose=False
+    )
     generate(llm, args["prompt"], args["tokens"])  # warm-up
     print(json.dumps([generate(llm, args["prompt"], args["tokens"]) for _ in range(args["runs"])]))
     return 0

@@ -36,8 +36,10 @@ OURS_JS = """async ([id, variant, threads, tokens, runs, minRuns, budgetMs, mess
   }
   return { load, prompt: warm.prompt_token_ids, results };
 }"""
-PEER_JS = ("([id, file, messages, tokens, runs, minRuns, budgetMs]) => "
-           "window.peer.llm(id, file, messages, tokens, runs, minRuns, budgetMs)")
+PEER_JS = (
+    "([id, file, messages, tokens, runs, minRuns, budgetMs]) => "
+    "window.peer.llm(id, file, messages, tokens, runs, minRuns, budgetMs)"
+)
 
 
 def prompt_ids(root: Path, model_id: str) -> list[int]:
@@ -50,23 +52,28 @@ def prompt_ids(root: Path, model_id: str) -> list[int]:
 
 def _timed(results: list[dict]) -> dict[str, dict]:
     """Per-run {prefill_ms, decode_tokens_per_s, completion_tokens} -> summaries."""
-    return {"prefill_ms": summarize([r["prefill_ms"] for r in results]),
-            "decode_tok_s": summarize([r["decode_tokens_per_s"] for r in results]),
-            "tokens": summarize([r["completion_tokens"] for r in results])}
+    return {
+        "prefill_ms": summarize([r["prefill_ms"] for r in results]),
+        "decode_tok_s": summarize([r["decode_tokens_per_s"] for r in results]),
+        "tokens": summarize([r["completion_tokens"] for r in results]),
+    }
 
 
 def _check_prompt(engine: str, got: list[int], want: list[int]) -> None:
     if got != want:
-        raise AssertionError(f"{engine} tokenized the chat prompt differently ({len(got)} vs {len(want)} ids): "
-                             "the comparison would not be on the same input")
+        raise AssertionError(
+            f"{engine} tokenized the chat prompt differently ({len(got)} vs {len(want)} ids): "
+            "the comparison would not be on the same input"
+        )
 
 
 def ours(browser: Browser, url: str, plan: Plan, variant: str, threads: int, prompt: list[int]) -> dict:
     with browser.context() as context:
         page = browser.open(context, f"{url}/?autoload=0", "window.lumenReady !== undefined")
         page.evaluate("window.lumenReady")
-        out = evaluate(page, OURS_JS, [plan.llm_id, variant, threads, plan.tokens, plan.runs, plan.min_runs,
-                                       plan.budget_ms, CHAT])
+        out = evaluate(
+            page, OURS_JS, [plan.llm_id, variant, threads, plan.tokens, plan.runs, plan.min_runs, plan.budget_ms, CHAT]
+        )
     if out["load"]["threads"] != threads:
         raise AssertionError(f"asked for {threads} WASM threads, got {out['load']['threads']}: no COOP/COEP?")
     _check_prompt("Lumen (browser)", out["prompt"], prompt)
@@ -76,8 +83,9 @@ def ours(browser: Browser, url: str, plan: Plan, variant: str, threads: int, pro
 def peer(browser: Browser, url: str, plan: Plan, file_stem: str, threads: int, prompt: list[int]) -> dict:
     with browser.context() as context:
         page = browser.open(context, f"{url}/?threads={threads}&cache=0", "window.peer !== undefined")
-        out = evaluate(page, PEER_JS, [plan.llm_id, file_stem, CHAT, plan.tokens, plan.runs, plan.min_runs,
-                                       plan.budget_ms])
+        out = evaluate(
+            page, PEER_JS, [plan.llm_id, file_stem, CHAT, plan.tokens, plan.runs, plan.min_runs, plan.budget_ms]
+        )
     if not out["isolated"] and threads > 1:
         raise AssertionError("the Transformers.js page is not cross-origin isolated: it cannot use threads")
     _check_prompt("Transformers.js", out["prompt"], prompt)
@@ -90,8 +98,13 @@ def native(model_file: Path, prompt: list[int], threads: int, plan: Plan) -> dic
     runs = []
     for _ in range(plan.runs):
         _, prefill_s, decode_s = decoder.greedy(prompt, plan.tokens)
-        runs.append({"prefill_ms": prefill_s * 1000, "decode_tokens_per_s": (plan.tokens - 1) / decode_s,
-                     "completion_tokens": plan.tokens})
+        runs.append(
+            {
+                "prefill_ms": prefill_s * 1000,
+                "decode_tokens_per_s": (plan.tokens - 1) / decode_s,
+                "completion_tokens": plan.tokens,
+            }
+        )
     return _timed(runs)
 
 
@@ -114,8 +127,11 @@ def pytorch(plan: Plan, prompt: list[int]) -> dict:
             out = model(torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
             token = int(out.logits[0, -1].argmax())
         t2 = time.perf_counter()
-        return {"prefill_ms": (t1 - t0) * 1000, "decode_tokens_per_s": (plan.tokens - 1) / (t2 - t1),
-                "completion_tokens": plan.tokens}
+        return {
+            "prefill_ms": (t1 - t0) * 1000,
+            "decode_tokens_per_s": (plan.tokens - 1) / (t2 - t1),
+            "completion_tokens": plan.tokens,
+        }
 
     generate()
     return _timed([generate() for _ in range(plan.runs)])
@@ -129,10 +145,20 @@ def llama_cpp(plan: Plan, prompt: list[int]) -> dict | str:
         return "no GGUF source for this model"
     from exporter.sources import packaged_smollm2_gguf
 
-    args = {"gguf": str(packaged_smollm2_gguf()), "threads": plan.native_threads, "prompt": prompt,
-            "tokens": plan.tokens, "runs": plan.runs}
-    proc = subprocess.run([sys.executable, "-m", "bench.llama_cpp", json.dumps(args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
+    args = {
+        "gguf": str(packaged_smollm2_gguf()),
+        "threads": plan.native_threads,
+        "prompt": prompt,
+        "tokens": plan.tokens,
+        "runs": plan.runs,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.llama_cpp", json.dumps(args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if proc.returncode == -signal.SIGILL:
         return "crashed (SIGILL: rebuild llama-cpp-python for this CPU, see DESIGN.md)"
     if proc.returncode != 0:
@@ -153,8 +179,9 @@ def run(plan: Plan, entry: ModelEntry, ours_url: str, peer_url: str, browser: Br
             for threads in plan.threads:
                 engines[f"ours_wasm_{threads}t"] = ours(browser, ours_url, plan, variant, threads, prompt)
                 progress.update(1)
-            engines[f"transformers_js_{plan.native_threads}t"] = or_reason(lambda: peer(
-                browser, peer_url, plan, Path(logical).stem, plan.native_threads, prompt))
+            engines[f"transformers_js_{plan.native_threads}t"] = or_reason(
+                lambda: peer(browser, peer_url, plan, Path(logical).stem, plan.native_threads, prompt)
+            )
             progress.update(1)
             engines[f"native_ort_{plan.native_threads}t"] = native(model_file, prompt, plan.native_threads, plan)
             progress.update(1)
@@ -165,8 +192,20 @@ def run(plan: Plan, entry: ModelEntry, ours_url: str, peer_url: str, browser: Br
         references["llama_cpp"] = llama_cpp(plan, prompt)
         progress.update(1)
     origin = "GGUF dequantized" if plan.llm_source == "smollm2" else "same weights"
-    table += rows.metric_rows("llm", plan.llm_id, f"PyTorch fp32 ({origin})",
-                              {"pytorch_fp32": references["pytorch_fp32"]}, rows.LLM_METRICS, plan.native_threads)
-    table += rows.metric_rows("llm", plan.llm_id, "GGUF Q4_1 source (llama.cpp)",
-                              {"llama_cpp": references["llama_cpp"]}, rows.LLM_METRICS, plan.native_threads)
+    table += rows.metric_rows(
+        "llm",
+        plan.llm_id,
+        f"PyTorch fp32 ({origin})",
+        {"pytorch_fp32": references["pytorch_fp32"]},
+        rows.LLM_METRICS,
+        plan.native_threads,
+    )
+    table += rows.metric_rows(
+        "llm",
+        plan.llm_id,
+        "GGUF Q4_1 source (llama.cpp)",
+        {"llama_cpp": references["llama_cpp"]},
+        rows.LLM_METRICS,
+        plan.native_threads,
+    )
     return {"prompt_tokens": len(prompt), "new_tokens": plan.tokens, "rows": table}

@@ -50,8 +50,9 @@ def _cold_warm(browser: Browser, url: str, ready: str, script: str, args: list, 
     return {"cold_ms": summarize(cold), "warm_ms": summarize(warm)}
 
 
-def run(plan: Plan, llm: ModelEntry | None, clip: ModelEntry | None, ours_url: str, peer_url: str,
-        browser: Browser) -> dict:
+def run(
+    plan: Plan, llm: ModelEntry | None, clip: ModelEntry | None, ours_url: str, peer_url: str, browser: Browser
+) -> dict:
     threads = plan.native_threads
     runs = min(plan.runs, 3)  # each cold run downloads the model again
     ours_ready, peer_ready = "window.lumenReady !== undefined", "window.peer !== undefined"
@@ -64,23 +65,39 @@ def run(plan: Plan, llm: ModelEntry | None, clip: ModelEntry | None, ours_url: s
             stems = {"vision": Path(files["vision_model"]).stem, "text": Path(files["text_model"]).stem}
             image = image_urls()[0]
             engines: dict[str, dict | str] = {
-                f"ours_wasm_{threads}t": _cold_warm(browser, ours_page, ours_ready, OURS_CLIP_JS,
-                                                    [plan.clip_id, variant, threads, image, list(LABELS)], runs)}
+                f"ours_wasm_{threads}t": _cold_warm(
+                    browser,
+                    ours_page,
+                    ours_ready,
+                    OURS_CLIP_JS,
+                    [plan.clip_id, variant, threads, image, list(LABELS)],
+                    runs,
+                )
+            }
             progress.update(1)
-            engines[f"transformers_js_{threads}t"] = or_reason(lambda: _cold_warm(
-                browser, peer_page, peer_ready, PEER_CLIP_JS, [plan.clip_id, stems, image, list(LABELS)], runs))
+            engines[f"transformers_js_{threads}t"] = or_reason(
+                lambda: _cold_warm(
+                    browser, peer_page, peer_ready, PEER_CLIP_JS, [plan.clip_id, stems, image, list(LABELS)], runs
+                )
+            )
             progress.update(1)
-            table += rows.metric_rows("load", plan.clip_id, f"first classification, {variant} (default)", engines,
-                                      rows.LOAD_METRICS, threads)
+            table += rows.metric_rows(
+                "load", plan.clip_id, f"first classification, {variant} (default)", engines, rows.LOAD_METRICS, threads
+            )
         if llm is not None:
             variant = llm.defaults["wasm"]
             stem = Path(llm.variants[variant].files["model"]).stem
-            engines = {f"ours_wasm_{threads}t": _cold_warm(browser, ours_page, ours_ready, OURS_CHAT_JS,
-                                                           [plan.llm_id, variant, threads, CHAT], runs)}
+            engines = {
+                f"ours_wasm_{threads}t": _cold_warm(
+                    browser, ours_page, ours_ready, OURS_CHAT_JS, [plan.llm_id, variant, threads, CHAT], runs
+                )
+            }
             progress.update(1)
-            engines[f"transformers_js_{threads}t"] = or_reason(lambda: _cold_warm(
-                browser, peer_page, peer_ready, PEER_CHAT_JS, [plan.llm_id, stem, CHAT], runs))
+            engines[f"transformers_js_{threads}t"] = or_reason(
+                lambda: _cold_warm(browser, peer_page, peer_ready, PEER_CHAT_JS, [plan.llm_id, stem, CHAT], runs)
+            )
             progress.update(1)
-            table += rows.metric_rows("load", plan.llm_id, f"first chat token, {variant} (default)", engines,
-                                      rows.LOAD_METRICS, threads)
+            table += rows.metric_rows(
+                "load", plan.llm_id, f"first chat token, {variant} (default)", engines, rows.LOAD_METRICS, threads
+            )
     return {"runs": runs, "rows": table}

@@ -34,7 +34,13 @@ def describe(chromium: str) -> dict:
     import onnxruntime
     import torch
 
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "load_average_start": load_average(),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
-            "chromium": chromium_version(chromium)}
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "load_average_start": load_average(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "torch": torch.__version__,
+        "chromium": chromium_version(chromium),
+    }

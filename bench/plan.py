@@ -55,20 +55,47 @@ class Plan:
 
 def make_plan(quick: bool, sections: tuple[str, ...], artifacts: Path | None, runs: int | None) -> Plan:
     if quick:
-        return Plan(True, runs or 1, 1, 0, sections, artifacts or RESULTS / "artifacts-quick", "tiny-random",
-                    "tiny-random-llama", "tiny-random-clip", "tiny-random-clip", tokens=8, threads=(1, 2),
-                    batches=(1, 8), server_mb=8)
-    return Plan(False, runs or 5, min(runs or 5, 3), 60_000, sections, artifacts or RESULTS / "artifacts",
-                "smollm2", "smollm2",
-                "random-clip-vit-b32", "random-clip-vit-b32", tokens=32, threads=(1, 2), batches=(1, 8),
-                server_mb=64)
+        return Plan(
+            True,
+            runs or 1,
+            1,
+            0,
+            sections,
+            artifacts or RESULTS / "artifacts-quick",
+            "tiny-random",
+            "tiny-random-llama",
+            "tiny-random-clip",
+            "tiny-random-clip",
+            tokens=8,
+            threads=(1, 2),
+            batches=(1, 8),
+            server_mb=8,
+        )
+    return Plan(
+        False,
+        runs or 5,
+        min(runs or 5, 3),
+        60_000,
+        sections,
+        artifacts or RESULTS / "artifacts",
+        "smollm2",
+        "smollm2",
+        "random-clip-vit-b32",
+        "random-clip-vit-b32",
+        tokens=32,
+        threads=(1, 2),
+        batches=(1, 8),
+        server_mb=64,
+    )
 
 
 def _export(plan: Plan, args: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "exporter", *args, "--out", str(plan.artifacts)], cwd=REPO)
     if proc.returncode != 0:
-        raise BenchError(f"`python -m exporter {' '.join(args)}` failed ({proc.returncode})",
-                         fix="run that command alone to see its error")
+        raise BenchError(
+            f"`python -m exporter {' '.join(args)}` failed ({proc.returncode})",
+            fix="run that command alone to see its error",
+        )
 
 
 def ensure_models(plan: Plan) -> tuple[ModelEntry | None, ModelEntry | None]:

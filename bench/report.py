@@ -8,15 +8,27 @@ from pathlib import Path
 from exporter.artifacts import write_text_atomic
 
 ENGINES = {
-    "ours_wasm_1t": "Lumen WASM 1t", "ours_wasm_2t": "Lumen WASM 2t",
-    "transformers_js_2t": "Transformers.js WASM 2t", "native_ort_2t": "native ORT 2t",
-    "pytorch_fp32": "PyTorch fp32", "llama_cpp": "llama.cpp",
-    "lumen_serve": "lumen-serve", "python_http_server": "python -m http.server",
+    "ours_wasm_1t": "Lumen WASM 1t",
+    "ours_wasm_2t": "Lumen WASM 2t",
+    "transformers_js_2t": "Transformers.js WASM 2t",
+    "native_ort_2t": "native ORT 2t",
+    "pytorch_fp32": "PyTorch fp32",
+    "llama_cpp": "llama.cpp",
+    "lumen_serve": "lumen-serve",
+    "python_http_server": "python -m http.server",
 }
-RATIOS = {"browser_vs_native": "browser ÷ native", "ours_vs_transformers_js": "ours ÷ Transformers.js",
-          "ours_vs_http_server": "ours ÷ http.server"}
-TITLES = {"llm": "LLM: prefill and decode", "clip": "CLIP: ms per item", "load": "Load: time to first answer",
-          "sizes": "Sizes: bytes to download", "server": "Server: loopback throughput"}
+RATIOS = {
+    "browser_vs_native": "browser ÷ native",
+    "ours_vs_transformers_js": "ours ÷ Transformers.js",
+    "ours_vs_http_server": "ours ÷ http.server",
+}
+TITLES = {
+    "llm": "LLM: prefill and decode",
+    "clip": "CLIP: ms per item",
+    "load": "Load: time to first answer",
+    "sizes": "Sizes: bytes to download",
+    "server": "Server: loopback throughput",
+}
 
 
 def _number(x: float) -> str:
@@ -57,8 +69,10 @@ def metric_table(rows: list[dict]) -> str:
 
 
 def sizes_table(rows: list[dict]) -> str:
-    lines = ["| model | variant | runtime | files | variant MB | shared MB | total MB | default for |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | variant | runtime | files | variant MB | shared MB | total MB | default for |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         mb = [f"{r[k] / 1e6:.1f}" for k in ("variant_bytes", "shared_bytes", "total_bytes")]
         cells = [r["model"], r["variant"], r["runtime"], str(r["files"]), *mb, ", ".join(r["default_for"]) or "—"]
@@ -75,19 +89,35 @@ def goals(results: dict) -> list[dict]:
         default = next((r for r in decode if "default" in r["file"]), None)
         peers = [r["values"]["transformers_js_2t"]["median"] for r in decode if r["values"].get("transformers_js_2t")]
         if default:
-            out.append({"goal": "LLM decode >= 50% of native (same file)", "target": 0.5,
-                        "measured": default["ratios"]["browser_vs_native"]})
+            out.append(
+                {
+                    "goal": "LLM decode >= 50% of native (same file)",
+                    "target": 0.5,
+                    "measured": default["ratios"]["browser_vs_native"],
+                }
+            )
         if default and peers:
-            out.append({"goal": "LLM decode >= 1.5x Transformers.js's best file", "target": 1.5,
-                        "measured": default["values"]["ours_wasm_2t"]["median"] / max(peers)})
+            out.append(
+                {
+                    "goal": "LLM decode >= 1.5x Transformers.js's best file",
+                    "target": 1.5,
+                    "measured": default["values"]["ours_wasm_2t"]["median"] / max(peers),
+                }
+            )
     clip = results["sections"].get("clip")
     if clip:
         default = results["config"]["clip_default"]
-        row = next((r for r in clip["rows"]
-                    if r["file"].startswith(f"{default} (") and r["metric"] == "image, batch 1"), None)
+        row = next(
+            (r for r in clip["rows"] if r["file"].startswith(f"{default} (") and r["metric"] == "image, batch 1"), None
+        )
         if row:
-            out.append({"goal": "CLIP vision within 4x of native (speed ratio >= 0.25)", "target": 0.25,
-                        "measured": row["ratios"]["browser_vs_native"]})
+            out.append(
+                {
+                    "goal": "CLIP vision within 4x of native (speed ratio >= 0.25)",
+                    "target": 0.25,
+                    "measured": row["ratios"]["browser_vs_native"],
+                }
+            )
     for goal in out:
         goal["met"] = goal["measured"] is not None and goal["measured"] >= goal["target"]
     return out
@@ -95,14 +125,16 @@ def goals(results: dict) -> list[dict]:
 
 def markdown(results: dict, plot_name: str | None) -> str:
     m, c = results["machine"], results["config"]
-    parts = [f"Machine: {m['cpu']}, {m['cores']} cores; load average {m['load_average_start']} at the start, "
-             f"{m.get('load_average_end')} at the end. Chromium: {m['chromium']}; onnxruntime {m['onnxruntime']}, "
-             f"torch {m['torch']}; Transformers.js {c.get('transformers_js')}.",
-             f"Medians after a warm-up, (min–max) beside them: {c['runs']} runs (browser loops: at least "
-             f"{c['min_runs']}, more while a {c['budget_s']:.0f} s budget per measurement lasts; the JSON has n). "
-             "Ratios compare medians as speed at 2 threads: above 1 means ours is faster."
-             + (" **--quick: tiny random models, one run; not for claims.**" if c["quick"] else ""),
-             f"WebGPU: {results['webgpu']['summary']}"]
+    parts = [
+        f"Machine: {m['cpu']}, {m['cores']} cores; load average {m['load_average_start']} at the start, "
+        f"{m.get('load_average_end')} at the end. Chromium: {m['chromium']}; onnxruntime {m['onnxruntime']}, "
+        f"torch {m['torch']}; Transformers.js {c.get('transformers_js')}.",
+        f"Medians after a warm-up, (min–max) beside them: {c['runs']} runs (browser loops: at least "
+        f"{c['min_runs']}, more while a {c['budget_s']:.0f} s budget per measurement lasts; the JSON has n). "
+        "Ratios compare medians as speed at 2 threads: above 1 means ours is faster."
+        + (" **--quick: tiny random models, one run; not for claims.**" if c["quick"] else ""),
+        f"WebGPU: {results['webgpu']['summary']}",
+    ]
     if c.get("web_bundle", "").startswith("STALE"):
         parts.append(f"**Web app: {c['web_bundle']}.**")
     if plot_name:

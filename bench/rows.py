@@ -17,28 +17,42 @@ class Metric(NamedTuple):
 
 
 LLM_METRICS = (Metric("prefill_ms", "prefill", "ms", False), Metric("decode_tok_s", "decode", "tok/s", True))
-CLIP_METRICS = (Metric("image_b1", "image, batch 1", "ms/item", False),
-                Metric("image_b8", "image, batch 8", "ms/item", False),
-                Metric("text_b1", "text, batch 1", "ms/item", False),
-                Metric("text_b8", "text, batch 8", "ms/item", False))
+CLIP_METRICS = (
+    Metric("image_b1", "image, batch 1", "ms/item", False),
+    Metric("image_b8", "image, batch 8", "ms/item", False),
+    Metric("text_b1", "text, batch 1", "ms/item", False),
+    Metric("text_b8", "text, batch 8", "ms/item", False),
+)
 LOAD_METRICS = (Metric("cold_ms", "cold (download)", "ms", False), Metric("warm_ms", "warm (cached)", "ms", False))
 
 
-def metric_rows(section: str, model: str, file: str, engines: dict[str, dict | str], metrics: tuple[Metric, ...],
-                threads: int) -> list[dict]:
+def metric_rows(
+    section: str, model: str, file: str, engines: dict[str, dict | str], metrics: tuple[Metric, ...], threads: int
+) -> list[dict]:
     """engines: name -> {metric key: summary} or a string saying why that engine has no number."""
     out = []
     for metric in metrics:
         values = {name: got.get(metric.key) for name, got in engines.items() if isinstance(got, dict)}
         missing = {name: got for name, got in engines.items() if isinstance(got, str)}
         ours = values.get(f"ours_wasm_{threads}t")
-        out.append({
-            "section": section, "model": model, "file": file, "metric": metric.label, "unit": metric.unit,
-            "higher_is_better": metric.higher_is_better, "values": values, "missing": missing,
-            "ratios": {
-                "browser_vs_native": speed_ratio(ours, values.get(f"native_ort_{threads}t"), metric.higher_is_better),
-                "ours_vs_transformers_js": speed_ratio(ours, values.get(f"transformers_js_{threads}t"),
-                                                      metric.higher_is_better),
-            },
-        })
+        out.append(
+            {
+                "section": section,
+                "model": model,
+                "file": file,
+                "metric": metric.label,
+                "unit": metric.unit,
+                "higher_is_better": metric.higher_is_better,
+                "values": values,
+                "missing": missing,
+                "ratios": {
+                    "browser_vs_native": speed_ratio(
+                        ours, values.get(f"native_ort_{threads}t"), metric.higher_is_better
+                    ),
+                    "ours_vs_transformers_js": speed_ratio(
+                        ours, values.get(f"transformers_js_{threads}t"), metric.higher_is_better
+                    ),
+                },
+            }
+        )
     return out

@@ -37,11 +37,22 @@ def make_artifacts(root: Path, size: int) -> tuple[Path, str]:
         with path.open("wb") as f:
             for _ in range(0, size, 1 << 20):
                 f.write(os.urandom(min(1 << 20, size - f.tell())))
-        entry = staging.commit(variants={"fp32": {"dtype": "fp32", "files": {"model": REST}}},
-                               task="text-generation", family="llama", source="random bytes (benchmark)",
-                               trained=False, defaults={"wasm": "fp32"},
-                               llm={"context_length": 1, "num_layers": 1, "num_kv_heads": 1, "head_dim": 1,
-                                    "vocab_size": 1, "eos_token_ids": [0]})
+        entry = staging.commit(
+            variants={"fp32": {"dtype": "fp32", "files": {"model": REST}}},
+            task="text-generation",
+            family="llama",
+            source="random bytes (benchmark)",
+            trained=False,
+            defaults={"wasm": "fp32"},
+            llm={
+                "context_length": 1,
+                "num_layers": 1,
+                "num_kv_heads": 1,
+                "head_dim": 1,
+                "vocab_size": 1,
+                "eos_token_ids": [0],
+            },
+        )
     return root / MODEL_ID / REST, entry.files[0].sha256
 
 
@@ -83,8 +94,12 @@ def measure(port: int, path: str, runs: int, size: int, sha: str, progress) -> d
 def http_server(directory: Path, path: str) -> Iterator[int]:
     """`python -m http.server` on a free port, once it answers HEAD path; yields the port."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-                             str(directory), str(port)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(directory), str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -105,18 +120,28 @@ def http_server(directory: Path, path: str) -> Iterator[int]:
 
 def run(plan: Plan) -> dict:
     size = plan.server_mb << 20
-    with tempfile.TemporaryDirectory(prefix="lumen-bench-server-") as tmp, \
-            bar(2 * len(CLIENTS), "[bench] server", unit="config") as progress:
+    with (
+        tempfile.TemporaryDirectory(prefix="lumen-bench-server-") as tmp,
+        bar(2 * len(CLIENTS), "[bench] server", unit="config") as progress,
+    ):
         root = Path(tmp) / "artifacts"
         real, sha = make_artifacts(root, size)
         with live_server(root) as (_, port):
             ours = measure(port, f"/models/{MODEL_ID}/{REST}", plan.runs, size, sha, progress)
         with http_server(real.parent, f"/{real.name}") as port:
             baseline = measure(port, f"/{real.name}", plan.runs, size, sha, progress)
-    table = [{"section": "server", "model": "-", "file": f"{size / 1e6:.0f} MB file", "metric": f"{n} client(s)",
-              "unit": "MB/s", "higher_is_better": True,
-              "values": {"lumen_serve": ours[f"{n}_clients"], "python_http_server": baseline[f"{n}_clients"]},
-              "missing": {}, "ratios": {"ours_vs_http_server": ours[f"{n}_clients"]["median"]
-                                        / baseline[f"{n}_clients"]["median"]}}
-             for n in CLIENTS]
+    table = [
+        {
+            "section": "server",
+            "model": "-",
+            "file": f"{size / 1e6:.0f} MB file",
+            "metric": f"{n} client(s)",
+            "unit": "MB/s",
+            "higher_is_better": True,
+            "values": {"lumen_serve": ours[f"{n}_clients"], "python_http_server": baseline[f"{n}_clients"]},
+            "missing": {},
+            "ratios": {"ours_vs_http_server": ours[f"{n}_clients"]["median"] / baseline[f"{n}_clients"]["median"]},
+        }
+        for n in CLIENTS
+    ]
     return {"file_bytes": size, "rows": table}

@@ -21,13 +21,19 @@ ORT_PAIR = ("ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.async
 def _install() -> None:
     """npm ci from bench/peer/package-lock.json; --ignore-scripts: a Node-only dependency downloads at install."""
     try:
-        proc = subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=PEER,
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+            cwd=PEER,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         raise BenchError(f"npm ci in {PEER} failed: {err}", fix="install Node.js 20+ and npm") from err
     if proc.returncode != 0:
-        raise BenchError(f"npm ci in {PEER} failed:\n{proc.stderr[-2000:]}",
-                         fix="cd bench/peer && npm ci --ignore-scripts")
+        raise BenchError(
+            f"npm ci in {PEER} failed:\n{proc.stderr[-2000:]}", fix="cd bench/peer && npm ci --ignore-scripts"
+        )
 
 
 def library_version() -> str:
@@ -42,8 +48,10 @@ def assemble(dest: Path) -> Path:
     bundled = json.loads((LIBRARY / "package.json").read_text())["dependencies"]["onnxruntime-web"]
     installed = json.loads((MODULES / "onnxruntime-web" / "package.json").read_text())["version"]
     if bundled != installed:  # the runtime pair must match the JS bundled in transformers.min.js
-        raise BenchError(f"Transformers.js bundles onnxruntime-web {bundled}, but {installed} is installed",
-                         fix="cd bench/peer && rm -rf node_modules && npm ci --ignore-scripts")
+        raise BenchError(
+            f"Transformers.js bundles onnxruntime-web {bundled}, but {installed} is installed",
+            fix="cd bench/peer && rm -rf node_modules && npm ci --ignore-scripts",
+        )
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("index.html", "peer.js"):
         shutil.copy2(PEER / "page" / name, dest / name)

@@ -70,7 +70,9 @@ class VisionInfo(_Strict):
     embed_dim: int
     text_max_length: int
     pad_to_max_length: bool = Field(description="SigLIP pads every text to text_max_length.")
-    text_inputs: list[str] = Field(description="ONNX input names of the text tower, e.g. ['input_ids', 'attention_mask'].")
+    text_inputs: list[str] = Field(
+        description="ONNX input names of the text tower, e.g. ['input_ids', 'attention_mask']."
+    )
 
 
 class MlcBuild(_Strict):
@@ -94,7 +96,9 @@ class LlmInfo(_Strict):
 
 class ModelEntry(_Strict):
     id: str = Field(pattern=MODEL_ID_PATTERN)
-    revision: str = Field(pattern=r"^[0-9a-f]{16}$", description="Hash of the export's file list; names .rev/<id>/<revision>.")
+    revision: str = Field(
+        pattern=r"^[0-9a-f]{16}$", description="Hash of the export's file list; names .rev/<id>/<revision>."
+    )
     task: Task
     family: Family
     source: str = Field(description="What it was exported from (hub id, path, or tiny-random name).")

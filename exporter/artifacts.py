@@ -120,9 +120,11 @@ class Staging:
         """
         with _disk_errors():
             files = [
-                FileEntry(path=self.logical(p.relative_to(self.dir).as_posix()), bytes=p.stat().st_size,
-                          sha256=sha256_file(p))
-                for p in sorted(self.dir.rglob("*")) if p.is_file()
+                FileEntry(
+                    path=self.logical(p.relative_to(self.dir).as_posix()), bytes=p.stat().st_size, sha256=sha256_file(p)
+                )
+                for p in sorted(self.dir.rglob("*"))
+                if p.is_file()
             ]
             listing = "".join(f"{f.path}\0{f.sha256}\n" for f in files)
             revision = hashlib.sha256(listing.encode()).hexdigest()[:16]

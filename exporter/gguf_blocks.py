@@ -50,8 +50,12 @@ class BlockWeight:
 
     def take_rows(self, order: np.ndarray) -> "BlockWeight":
         """Rows reordered (row r of the result is row order[r]): blocks move whole, nothing is re-quantized."""
-        return replace(self, codes=self.codes[order], scales=self.scales[order],
-                       mins=None if self.mins is None else self.mins[order])
+        return replace(
+            self,
+            codes=self.codes[order],
+            scales=self.scales[order],
+            mins=None if self.mins is None else self.mins[order],
+        )
 
 
 def unpack_blocks(raw: np.ndarray, ggml_type: str, shape: tuple[int, int]) -> BlockWeight:
@@ -64,8 +68,11 @@ def unpack_blocks(raw: np.ndarray, ggml_type: str, shape: tuple[int, int]) -> Bl
     block_bytes, bits, zero_point = _LAYOUTS[ggml_type]
     n, k = shape
     if k % BLOCK or raw.size != n * k // BLOCK * block_bytes:
-        raise CorruptCheckpointError(f"a {ggml_type} tensor of shape {shape} needs {n * k // BLOCK * block_bytes} "
-                                     f"bytes, the file holds {raw.size}", fix="re-download or re-convert the GGUF file")
+        raise CorruptCheckpointError(
+            f"a {ggml_type} tensor of shape {shape} needs {n * k // BLOCK * block_bytes} "
+            f"bytes, the file holds {raw.size}",
+            fix="re-download or re-convert the GGUF file",
+        )
     blocks = np.ascontiguousarray(raw, dtype=np.uint8).reshape(n, k // BLOCK, block_bytes)
     scales = blocks[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
     mins = None
@@ -75,7 +82,7 @@ def unpack_blocks(raw: np.ndarray, ggml_type: str, shape: tuple[int, int]) -> Bl
         start = 4 if ggml_type == "Q4_1" else 2
         if ggml_type == "Q4_1":
             mins = blocks[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32)
-        nibbles = blocks[..., start:start + BLOCK // 2]  # [N, kb, 16]
+        nibbles = blocks[..., start : start + BLOCK // 2]  # [N, kb, 16]
         codes = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=-1)  # low nibbles: 0..15, high: 16..31
     return BlockWeight(codes=codes, scales=scales, mins=mins, bits=bits, zero_point=zero_point, ggml_type=ggml_type)
 
@@ -99,8 +106,14 @@ def nibble_parts(weight: BlockWeight) -> list[BlockWeight]:
     """
     if weight.bits == 4:
         return [replace(weight, mins=None)]
-    hi = replace(weight, codes=weight.codes >> 4, scales=weight.scales * np.float32(16), mins=None, bits=4,
-                 zero_point=weight.zero_point >> 4)
+    hi = replace(
+        weight,
+        codes=weight.codes >> 4,
+        scales=weight.scales * np.float32(16),
+        mins=None,
+        bits=4,
+        zero_point=weight.zero_point >> 4,
+    )
     lo = replace(weight, codes=weight.codes & 0x0F, mins=None, bits=4, zero_point=weight.zero_point & 0x0F)
     return [hi, lo]
 
@@ -128,8 +141,10 @@ class GgufFile:
         try:
             self._reader = GGUFReader(path)
         except Exception as err:  # truncated or garbage files fail anywhere inside the parser
-            raise CorruptCheckpointError(f"{path} is not a readable GGUF file ({type(err).__name__}: {err})",
-                                         fix="re-download the .gguf file (it may be truncated)") from err
+            raise CorruptCheckpointError(
+                f"{path} is not a readable GGUF file ({type(err).__name__}: {err})",
+                fix="re-download the .gguf file (it may be truncated)",
+            ) from err
         self._tensors = {t.name: t for t in self._reader.tensors}
 
     def field(self, key: str, default: object = None) -> object:
@@ -154,9 +169,15 @@ class GgufFile:
 
 
 # GGUF tensor (per block) -> torch module of the HF Llama / Qwen2 model
-_LINEARS = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-            "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
-            "ffn_down": "mlp.down_proj"}
+_LINEARS = {
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
 
 
 @dataclass

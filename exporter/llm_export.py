@@ -38,8 +38,12 @@ from exporter.progress import Timer, step
 from exporter.quantize import quantize_4bit, quantize_int8_dynamic
 
 # Transformers.js file names (fp32 "", int8 dynamic "_quantized", 4-bit "_q4"); q8 has no convention there.
-FILES = {"fp32": "onnx/model.onnx", "int8": "onnx/model_quantized.onnx", "q4": "onnx/model_q4.onnx",
-         "q8": "onnx/model_q8.onnx"}
+FILES = {
+    "fp32": "onnx/model.onnx",
+    "int8": "onnx/model_quantized.onnx",
+    "q4": "onnx/model_q4.onnx",
+    "q8": "onnx/model_q8.onnx",
+}
 MLC_CONTEXT_WINDOW = 2048  # bounds the browser KV cache; the models themselves allow more
 REPORT = "export-report.json"
 CARRIED = "GGUF blocks carried over exactly"
@@ -49,8 +53,10 @@ def export_llm(source: str, out: Path, variants: list[str], mlc: list[str], mode
     loaded = load_llm(source)
     model_id = model_id or _default_id(loaded)
     if not re.match(MODEL_ID_PATTERN, model_id):
-        raise ArtifactStoreError(f"{model_id!r} cannot be a model id (letters, digits, '.', '_', '-', one '/')",
-                                 fix="pass --id with a plain name, e.g. --id my-llm")
+        raise ArtifactStoreError(
+            f"{model_id!r} cannot be a model id (letters, digits, '.', '_', '-', one '/')",
+            fix="pass --id with a plain name, e.g. --id my-llm",
+        )
     with ArtifactStore(out).stage(model_id) as staging, tempfile.TemporaryDirectory(prefix="lumen-llm-") as work:
         entry = _export_into(staging, Path(work), loaded, variants, mlc)
     print(f"exported {entry.id} ({', '.join(entry.variants)}; defaults {entry.defaults}) into {out}", file=sys.stderr)
@@ -69,8 +75,11 @@ def _default_id(loaded: LoadedLlm) -> str:
 
 def _export_into(staging: Staging, work: Path, loaded: LoadedLlm, variants: list[str], mlc: list[str]) -> ModelEntry:
     config = loaded.model.config
-    generation = {"bos_token_id": loaded.bos_token_id, "eos_token_id": loaded.eos_token_ids,
-                  "pad_token_id": loaded.tokenizer.pad_token_id}
+    generation = {
+        "bos_token_id": loaded.bos_token_id,
+        "eos_token_id": loaded.eos_token_ids,
+        "pad_token_id": loaded.tokenizer.pad_token_id,
+    }
     _write_model_files(staging, loaded, generation)
     timings: dict[str, float] = {}
     with step("[llm] PyTorch reference"), Timer() as t:
@@ -87,48 +96,90 @@ def _export_into(staging: Staging, work: Path, loaded: LoadedLlm, variants: list
             how = _build_variant(variant, loaded, fp32, dst, work)
         with Timer() as t_eval:
             fidelity = llm_fidelity.evaluate(dst, refs, variant)
-        built[variant] = {"file": FILES[variant], "bytes": _onnx_bytes(dst), "how": how,
-                          "build_s": t.seconds, "evaluate_s": t_eval.seconds, **fidelity.as_dict()}
+        built[variant] = {
+            "file": FILES[variant],
+            "bytes": _onnx_bytes(dst),
+            "how": how,
+            "build_s": t.seconds,
+            "evaluate_s": t_eval.seconds,
+            **fidelity.as_dict(),
+        }
         if how.startswith(CARRIED) and not fidelity.meets_targets():  # same weights as PyTorch: a bug, not noise
-            raise ParityError(f"{variant} carries the GGUF blocks exactly yet misses the fidelity targets: "
-                              f"{fidelity.as_dict()}", fix="report this export as a bug, with export-report numbers")
+            raise ParityError(
+                f"{variant} carries the GGUF blocks exactly yet misses the fidelity targets: {fidelity.as_dict()}",
+                fix="report this export as a bug, with export-report numbers",
+            )
     defaults, why = _choose_defaults(built)
 
     mlc_results, mlc_builds = [], []
     if mlc:
         from exporter.mlc import verify_mlc, write_mlc  # the MLC/WebLLM engineer's module
+
         for quantization in mlc:
             folder = staging.path(f"mlc/{quantization}/resolve/main")
             with Timer() as t:
                 result = write_mlc(loaded.model, staging.dir, generation, folder, quantization, MLC_CONTEXT_WINDOW)
                 numbers = verify_mlc(folder, loaded.model, [r.prompt for r in refs], llm_fidelity.NEW_TOKENS)
             mlc_builds.append(result.build(staging.model_id))
-            mlc_results.append({"quantization": quantization, "bytes": result.bytes, "seconds": t.seconds,
-                                "model_lib_status": result.model_lib_status, **numbers})
+            mlc_results.append(
+                {
+                    "quantization": quantization,
+                    "bytes": result.bytes,
+                    "seconds": t.seconds,
+                    "model_lib_status": result.model_lib_status,
+                    **numbers,
+                }
+            )
 
-    info = LlmInfo(context_length=config.max_position_embeddings, num_layers=config.num_hidden_layers,
-                   num_kv_heads=config.num_key_value_heads,
-                   head_dim=getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads,
-                   vocab_size=config.vocab_size, eos_token_ids=loaded.eos_token_ids,
-                   bos_token_id=loaded.bos_token_id, mlc=mlc_builds)
+    info = LlmInfo(
+        context_length=config.max_position_embeddings,
+        num_layers=config.num_hidden_layers,
+        num_kv_heads=config.num_key_value_heads,
+        head_dim=getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads,
+        vocab_size=config.vocab_size,
+        eos_token_ids=loaded.eos_token_ids,
+        bos_token_id=loaded.bos_token_id,
+        mlc=mlc_builds,
+    )
     report = {
-        "model_id": staging.model_id, "source": loaded.source.spec, "architecture": loaded.architecture,
-        "trained": loaded.trained, "threads": onnx_decoder.THREADS, "accuracy_level": ACCURACY_LEVEL,
-        "prompts": list(llm_fidelity.PROMPTS), "new_tokens": llm_fidelity.NEW_TOKENS,
-        "targets": {"forced_agreement_min": llm_fidelity.MIN_AGREEMENT, "nll_rel_diff_max": llm_fidelity.MAX_NLL_REL,
-                    "greedy_match_min": llm_fidelity.NEW_TOKENS},
-        "reference": {"prompt_token_ids": [r.prompt for r in refs], "greedy_token_ids": [r.continuation for r in refs],
-                      "nll": [r.nll for r in refs]},
-        "variants": built, "defaults": defaults, "defaults_reason": why, "mlc": mlc_results, "timings": timings,
+        "model_id": staging.model_id,
+        "source": loaded.source.spec,
+        "architecture": loaded.architecture,
+        "trained": loaded.trained,
+        "threads": onnx_decoder.THREADS,
+        "accuracy_level": ACCURACY_LEVEL,
+        "prompts": list(llm_fidelity.PROMPTS),
+        "new_tokens": llm_fidelity.NEW_TOKENS,
+        "targets": {
+            "forced_agreement_min": llm_fidelity.MIN_AGREEMENT,
+            "nll_rel_diff_max": llm_fidelity.MAX_NLL_REL,
+            "greedy_match_min": llm_fidelity.NEW_TOKENS,
+        },
+        "reference": {
+            "prompt_token_ids": [r.prompt for r in refs],
+            "greedy_token_ids": [r.continuation for r in refs],
+            "nll": [r.nll for r in refs],
+        },
+        "variants": built,
+        "defaults": defaults,
+        "defaults_reason": why,
+        "mlc": mlc_results,
+        "timings": timings,
         "llama_cpp": "not measured: llama_cpp (llama-cpp-python) is not importable here",
     }
     staging.path(REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     with step("[llm] commit"):
         return staging.commit(
             variants={v: {"dtype": v, "files": {"model": FILES[v]}, "note": built[v]["how"]} for v in built},
-            report=REPORT, task="text-generation", family="llama", source=loaded.source.spec, trained=loaded.trained,
+            report=REPORT,
+            task="text-generation",
+            family="llama",
+            source=loaded.source.spec,
+            trained=loaded.trained,
             note=None if loaded.trained else "random weights for tests: the output is gibberish",
-            defaults=defaults, llm=info)
+            defaults=defaults,
+            llm=info,
+        )
 
 
 def _write_model_files(staging: Staging, loaded: LoadedLlm, generation: dict[str, Any]) -> None:
@@ -142,8 +193,9 @@ def _write_model_files(staging: Staging, loaded: LoadedLlm, generation: dict[str
     config_path.write_text(json.dumps(tokenizer_config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (staging.dir / "chat_template.jinja").unlink(missing_ok=True)
     config = loaded.model.config.to_dict()
-    config.update(eos_token_id=loaded.eos_token_ids, bos_token_id=loaded.bos_token_id,
-                  tie_word_embeddings=False)  # the ONNX graph holds lm_head as its own weight
+    config.update(
+        eos_token_id=loaded.eos_token_ids, bos_token_id=loaded.bos_token_id, tie_word_embeddings=False
+    )  # the ONNX graph holds lm_head as its own weight
     staging.path("config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     staging.path("generation_config.json").write_text(json.dumps(generation, indent=2) + "\n", encoding="utf-8")
 
@@ -167,20 +219,25 @@ def _build_variant(variant: str, loaded: LoadedLlm, fp32: Path, dst: Path, work:
         return "Q8_0 re-quantization (gguf-py) as two 4-bit MatMulNBits parts per weight"
     config = loaded.model.config
     if loaded.gguf is not None:
-        carried = carried_weights(loaded.gguf, config.num_hidden_layers, config.num_attention_heads,
-                                  config.num_key_value_heads)
+        carried = carried_weights(
+            loaded.gguf, config.num_hidden_layers, config.num_attention_heads, config.num_key_value_heads
+        )
         if not carried.skipped:
             onnx.save(carry_blocks(onnx.load(fp32), carried.linears, carried.embedding), dst)
             types = sorted({w.ggml_type for w in carried.linears.values()})
             return f"{CARRIED} ({', '.join(types)}; embedding {carried.embedding.ggml_type})"
-        print(f"warning: GGUF tensors of types {sorted(set(carried.skipped.values()))} cannot be carried over "
-              f"(carried: Q4_0, Q4_1, Q8_0); q4 re-quantizes the dequantized weights instead", file=sys.stderr)
+        print(
+            f"warning: GGUF tensors of types {sorted(set(carried.skipped.values()))} cannot be carried over "
+            f"(carried: Q4_0, Q4_1, Q8_0); q4 re-quantizes the dequantized weights instead",
+            file=sys.stderr,
+        )
     quantize_4bit(fp32, dst, block_size=32, symmetric=False, accuracy_level=ACCURACY_LEVEL)
     return "onnxruntime MatMulNBits 4-bit re-quantization (asymmetric, block 32; embedding fp32)"
 
 
 def _q8_0_weights(loaded: LoadedLlm) -> tuple[dict[str, BlockWeight], BlockWeight]:
     """ggml Q8_0 (block 32, d = max|w| / 127) of every linear layer and the embedding (shared with lm_head)."""
+
     def q8_0(weight: np.ndarray) -> BlockWeight:
         raw = ggml_quants.quantize(np.ascontiguousarray(weight, dtype=np.float32), GGMLQuantizationType.Q8_0)
         return unpack_blocks(raw, "Q8_0", weight.shape)
@@ -202,8 +259,10 @@ def _choose_defaults(built: dict[str, dict[str, Any]]) -> tuple[dict[str, str], 
     passing = [v for v, r in built.items() if r["meets_targets"]]
     if passing:
         best = min(passing, key=lambda v: built[v]["bytes"])
-        why = (f"{best}: smallest file meeting the fidelity targets (passing: {', '.join(passing)}); "
-               "native decode speed is informational, the browser engineer measures WASM/WebGPU")
+        why = (
+            f"{best}: smallest file meeting the fidelity targets (passing: {', '.join(passing)}); "
+            "native decode speed is informational, the browser engineer measures WASM/WebGPU"
+        )
     else:
         best = max(built, key=lambda v: built[v]["forced_agreement"])
         why = f"{best}: no variant meets the fidelity targets; best forced agreement"

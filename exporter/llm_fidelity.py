@@ -51,8 +51,11 @@ class Fidelity:
     decode_tok_s: float
 
     def meets_targets(self) -> bool:
-        return (self.forced_agreement >= MIN_AGREEMENT and abs(self.nll_rel_diff) <= MAX_NLL_REL
-                and min(self.greedy_match) >= NEW_TOKENS)
+        return (
+            self.forced_agreement >= MIN_AGREEMENT
+            and abs(self.nll_rel_diff) <= MAX_NLL_REL
+            and min(self.greedy_match) >= NEW_TOKENS
+        )
 
     def as_dict(self) -> dict:
         return {**asdict(self), "meets_targets": self.meets_targets()}
@@ -71,8 +74,9 @@ def mean_nll(logits: np.ndarray, targets: list[int]) -> float:
 
 
 @torch.inference_mode()
-def torch_reference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                    prompts: tuple[str, ...] = PROMPTS) -> list[PromptReference]:
+def torch_reference(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: tuple[str, ...] = PROMPTS
+) -> list[PromptReference]:
     """PyTorch greedy continuations (KV cache) and their NLL under a single full forward pass."""
     refs = []
     with bar(len(prompts), "[llm] PyTorch reference", unit="prompt") as progress:
@@ -83,7 +87,7 @@ def torch_reference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
             for _ in range(NEW_TOKENS):
                 tokens.append(int(out.logits[0, -1].argmax()))
                 out = model(torch.tensor([[tokens[-1]]]), past_key_values=out.past_key_values, use_cache=True)
-            logits = model(torch.tensor([ids + tokens])).logits[0, len(ids) - 1:-1].numpy()
+            logits = model(torch.tensor([ids + tokens])).logits[0, len(ids) - 1 : -1].numpy()
             refs.append(PromptReference(ids, tokens, mean_nll(logits, tokens)))
             progress.update(1)
     return refs
@@ -102,7 +106,7 @@ def evaluate(path: Path, refs: list[PromptReference], label: str) -> Fidelity:
     with bar(len(refs), f"[llm] fidelity {label}", unit="prompt") as progress:
         for ref in refs:
             logits, _ = decoder.forward(ref.prompt + ref.continuation, decoder.empty_past())
-            logits = logits[len(ref.prompt) - 1:-1]  # [NEW_TOKENS, V]: predictions of the continuation
+            logits = logits[len(ref.prompt) - 1 : -1]  # [NEW_TOKENS, V]: predictions of the continuation
             agree += int((logits.argmax(-1) == np.array(ref.continuation)).sum())
             total += len(ref.continuation)
             nlls.append(mean_nll(logits, ref.continuation))
@@ -113,6 +117,12 @@ def evaluate(path: Path, refs: list[PromptReference], label: str) -> Fidelity:
             decode_s += t_decode
             progress.update(1)
     nll, nll_ref = float(np.mean(nlls)), float(np.mean([r.nll for r in refs]))
-    return Fidelity(forced_agreement=agree / total, nll=nll, nll_reference=nll_ref,
-                    nll_rel_diff=(nll - nll_ref) / nll_ref, greedy_match=matches,
-                    prefill_tok_s=prefill_tokens / prefill_s, decode_tok_s=len(refs) * (NEW_TOKENS - 1) / decode_s)
+    return Fidelity(
+        forced_agreement=agree / total,
+        nll=nll,
+        nll_reference=nll_ref,
+        nll_rel_diff=(nll - nll_ref) / nll_ref,
+        greedy_match=matches,
+        prefill_tok_s=prefill_tokens / prefill_s,
+        decode_tok_s=len(refs) * (NEW_TOKENS - 1) / decode_s,
+    )

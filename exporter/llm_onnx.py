@@ -68,9 +68,14 @@ class _Rewriter:
     def store_parts(self, module: str, weight: BlockWeight) -> list[tuple[str, str, BlockWeight]]:
         """MatMulNBits initializers (packed codes [N, kb, 16], scales [N, kb]) of each 4-bit part, stored once."""
         if module not in self.parts:
-            self.parts[module] = [(self.const(f"{module}.part{i}.qweight", pack_nibbles(part)),
-                                   self.const(f"{module}.part{i}.scales", part.scales), part)
-                                  for i, part in enumerate(nibble_parts(weight))]
+            self.parts[module] = [
+                (
+                    self.const(f"{module}.part{i}.qweight", pack_nibbles(part)),
+                    self.const(f"{module}.part{i}.scales", part.scales),
+                    part,
+                )
+                for i, part in enumerate(nibble_parts(weight))
+            ]
         return self.parts[module]
 
     def block_sums(self, x: str, k: int, nodes: list[onnx.NodeProto]) -> str:
@@ -79,8 +84,11 @@ class _Rewriter:
             shape = self.const(f"{x}/block_shape", np.array([0, 0, k // BLOCK, BLOCK], np.int64))
             axes = self.const(f"{x}/block_axes", np.array([-1], np.int64))
             nodes.append(helper.make_node("Reshape", [x, shape], [f"{x}/blocks"], name=f"{x}/Blocks"))
-            nodes.append(helper.make_node("ReduceSum", [f"{x}/blocks", axes], [f"{x}/block_sums"], keepdims=0,
-                                          name=f"{x}/BlockSums"))
+            nodes.append(
+                helper.make_node(
+                    "ReduceSum", [f"{x}/blocks", axes], [f"{x}/block_sums"], keepdims=0, name=f"{x}/BlockSums"
+                )
+            )
             self._block_sums[x] = f"{x}/block_sums"
         return self._block_sums[x]
 
@@ -98,14 +106,26 @@ class _Rewriter:
         for i, (b, scales, part) in enumerate(self.store_parts(module, weight)):
             zp = self.const(f"{module}.part{i}.qzeros", pack_zero_points(part))
             terms.append(f"{out}/part{i}")
-            nodes.append(helper.make_node("MatMulNBits", [x, b, scales, zp], [terms[-1]], domain=MS_DOMAIN,
-                                          name=f"{node.name}NBits{i}", K=k, N=n, bits=4, block_size=BLOCK,
-                                          accuracy_level=ACCURACY_LEVEL))
+            nodes.append(
+                helper.make_node(
+                    "MatMulNBits",
+                    [x, b, scales, zp],
+                    [terms[-1]],
+                    domain=MS_DOMAIN,
+                    name=f"{node.name}NBits{i}",
+                    K=k,
+                    N=n,
+                    bits=4,
+                    block_size=BLOCK,
+                    accuracy_level=ACCURACY_LEVEL,
+                )
+            )
         if weight.mins is not None:
             mins = self.const(f"{module}.block_mins", np.ascontiguousarray(weight.mins.T))  # [k_blocks, N]
             terms.append(f"{out}/mins")
-            nodes.append(helper.make_node("MatMul", [self.block_sums(x, k, nodes), mins], [terms[-1]],
-                                          name=f"{node.name}Mins"))
+            nodes.append(
+                helper.make_node("MatMul", [self.block_sums(x, k, nodes), mins], [terms[-1]], name=f"{node.name}Mins")
+            )
         if len(terms) == 1:
             nodes[-1].output[0] = out
         else:
@@ -123,9 +143,15 @@ class _Rewriter:
         p, ids, out = node.name, node.input[1], node.output[0]
         k = weight.shape[1]
         kb = k // BLOCK
-        c = {name: self.const(f"{p}/{name}", value) for name, value in (
-            ("sixteen", np.array(16, np.float32)), ("last", np.array([-1], np.int64)),
-            ("blocks", np.array([0, 0, kb, BLOCK], np.int64)), ("flat", np.array([0, 0, k], np.int64)))}
+        c = {
+            name: self.const(f"{p}/{name}", value)
+            for name, value in (
+                ("sixteen", np.array(16, np.float32)),
+                ("last", np.array([-1], np.int64)),
+                ("blocks", np.array([0, 0, kb, BLOCK], np.int64)),
+                ("flat", np.array([0, 0, k], np.int64)),
+            )
+        }
         nodes: list[onnx.NodeProto] = []
         terms: list[str] = []
         for i, (b, scales, part) in enumerate(self.store_parts(shared or "model.embed_tokens", weight)):
@@ -150,8 +176,10 @@ class _Rewriter:
             terms.append(f"{t}/w")
         if weight.mins is not None:
             mins = self.const(f"{p}/mins", weight.mins)  # [V, kb]
-            nodes += [helper.make_node("Gather", [mins, ids], [f"{p}/m"]),
-                      helper.make_node("Unsqueeze", [f"{p}/m", c["last"]], [f"{p}/m1"])]
+            nodes += [
+                helper.make_node("Gather", [mins, ids], [f"{p}/m"]),
+                helper.make_node("Unsqueeze", [f"{p}/m", c["last"]], [f"{p}/m1"]),
+            ]
             terms.append(f"{p}/m1")
         if len(terms) > 1:
             nodes.append(helper.make_node("Sum", terms, [f"{p}/sum"]))
@@ -172,8 +200,9 @@ class _Rewriter:
         return self.model
 
 
-def carry_blocks(model: onnx.ModelProto, linears: dict[str, BlockWeight],
-                 embedding: BlockWeight | None, verify: bool = True) -> onnx.ModelProto:
+def carry_blocks(
+    model: onnx.ModelProto, linears: dict[str, BlockWeight], embedding: BlockWeight | None, verify: bool = True
+) -> onnx.ModelProto:
     """Swaps the fp32 MatMuls named in `linears` (module path -> blocks) and the embedding Gather for
     block-quantized ops holding the very same codes, scales and minimums. Modifies `model` in place.
     Pass the embedding's own BlockWeight as linears["lm_head"] for tied weights: it is stored once.
@@ -189,8 +218,12 @@ def carry_blocks(model: onnx.ModelProto, linears: dict[str, BlockWeight],
         if node.op_type == "MatMul" and node.input[1] in rw.inits and module_of(node) in linears:
             nodes += rw.carry_linear(node, linears[module_of(node)])
             done.add(module_of(node))
-        elif embedding is not None and node.op_type == "Gather" and node.input[0] in rw.inits \
-                and module_of(node) == "model.embed_tokens":
+        elif (
+            embedding is not None
+            and node.op_type == "Gather"
+            and node.input[0] in rw.inits
+            and module_of(node) == "model.embed_tokens"
+        ):
             nodes += rw.carry_embedding(node, embedding, shared)
             done.add("model.embed_tokens")
         else:

@@ -70,16 +70,27 @@ def _from_gguf(source: Source) -> LoadedLlm:
     _check_architecture(gguf.architecture, str(source.path))
     with step(f"[llm] load {source.path.name} (GGUF -> fp32 torch)"):
         try:
-            model = AutoModelForCausalLM.from_pretrained(source.path.parent, gguf_file=source.path.name,
-                                                         dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(
+                source.path.parent, gguf_file=source.path.name, dtype=torch.float32
+            )
             tokenizer = AutoTokenizer.from_pretrained(source.path.parent, gguf_file=source.path.name)
         except (ValueError, KeyError, OSError) as err:
-            raise CorruptCheckpointError(f"transformers cannot load {source.path}: {err}",
-                                         fix="re-download the .gguf file, or convert it again with llama.cpp") from err
+            raise CorruptCheckpointError(
+                f"transformers cannot load {source.path}: {err}",
+                fix="re-download the .gguf file, or convert it again with llama.cpp",
+            ) from err
     _fix_special_tokens(tokenizer, gguf)
     eos = _eos_ids(tokenizer, [int(gguf.field("tokenizer.ggml.eos_token_id", tokenizer.eos_token_id))])
-    return LoadedLlm(source, model.eval(), tokenizer, gguf.architecture, gguf, trained=True, eos_token_ids=eos,
-                     bos_token_id=tokenizer.bos_token_id)
+    return LoadedLlm(
+        source,
+        model.eval(),
+        tokenizer,
+        gguf.architecture,
+        gguf,
+        trained=True,
+        eos_token_ids=eos,
+        bos_token_id=tokenizer.bos_token_id,
+    )
 
 
 def _fix_special_tokens(tokenizer: PreTrainedTokenizerFast, gguf: GgufFile) -> None:
@@ -104,36 +115,66 @@ def _from_folder(source: Source) -> LoadedLlm:
     try:
         config = AutoConfig.from_pretrained(source.path)
     except (ValueError, OSError) as err:
-        raise CorruptCheckpointError(f"{source.path}/config.json is not a readable config: {err}",
-                                     fix="re-download or re-save the checkpoint") from err
+        raise CorruptCheckpointError(
+            f"{source.path}/config.json is not a readable config: {err}", fix="re-download or re-save the checkpoint"
+        ) from err
     _check_architecture(config.model_type, str(source.path))
     with step(f"[llm] load {source.spec}"):
         try:
             model = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(source.path)
         except (ValueError, OSError) as err:
-            raise CorruptCheckpointError(f"cannot load the checkpoint in {source.path}: {err}",
-                                         fix="re-download or re-save it with save_pretrained()") from err
+            raise CorruptCheckpointError(
+                f"cannot load the checkpoint in {source.path}: {err}",
+                fix="re-download or re-save it with save_pretrained()",
+            ) from err
     declared = model.generation_config.eos_token_id if model.generation_config else None
-    declared = declared if isinstance(declared, list) else [declared if declared is not None else tokenizer.eos_token_id]
-    return LoadedLlm(source, model.eval(), tokenizer, config.model_type, None, trained=True,
-                     eos_token_ids=_eos_ids(tokenizer, [i for i in declared if i is not None]),
-                     bos_token_id=tokenizer.bos_token_id)
+    declared = (
+        declared if isinstance(declared, list) else [declared if declared is not None else tokenizer.eos_token_id]
+    )
+    return LoadedLlm(
+        source,
+        model.eval(),
+        tokenizer,
+        config.model_type,
+        None,
+        trained=True,
+        eos_token_ids=_eos_ids(tokenizer, [i for i in declared if i is not None]),
+        bos_token_id=tokenizer.bos_token_id,
+    )
 
 
 def tiny_config(vocab_size: int) -> LlamaConfig:
-    return LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                       num_key_value_heads=2, vocab_size=vocab_size, max_position_embeddings=2048,
-                       rope_theta=100000.0, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
-                       pad_token_id=2)
+    return LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=vocab_size,
+        max_position_embeddings=2048,
+        rope_theta=100000.0,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
 
 
 def _tiny_random(source: Source) -> LoadedLlm:
     tokenizer = smollm2_tokenizer()
     torch.manual_seed(SEED)
     model = LlamaForCausalLM(tiny_config(len(tokenizer))).eval()
-    return LoadedLlm(source, model, tokenizer, "llama", None, trained=False,
-                     eos_token_ids=_eos_ids(tokenizer, [tokenizer.eos_token_id]), bos_token_id=tokenizer.bos_token_id)
+    return LoadedLlm(
+        source,
+        model,
+        tokenizer,
+        "llama",
+        None,
+        trained=False,
+        eos_token_ids=_eos_ids(tokenizer, [tokenizer.eos_token_id]),
+        bos_token_id=tokenizer.bos_token_id,
+    )
 
 
 def smollm2_tokenizer() -> PreTrainedTokenizerFast:

@@ -73,13 +73,23 @@ class MlcResult:
 
     def build(self, model_id: str) -> MlcBuild:
         """The manifest's record of this build (logical paths '<id>/...')."""
-        return MlcBuild(quantization=self.quantization, path=f"{model_id}/{self.rel_dir}",
-                        model_lib=f"{model_id}/{self.model_lib}" if self.model_lib else None,
-                        model_lib_status=self.model_lib_status, requires_shader_f16=self.requires_shader_f16)
+        return MlcBuild(
+            quantization=self.quantization,
+            path=f"{model_id}/{self.rel_dir}",
+            model_lib=f"{model_id}/{self.model_lib}" if self.model_lib else None,
+            model_lib_status=self.model_lib_status,
+            requires_shader_f16=self.requires_shader_f16,
+        )
 
 
-def write_mlc(model: Any, tokenizer_dir: Path, generation_config: dict[str, Any], out_dir: Path,
-              quantization: str, context_window: int) -> MlcResult:
+def write_mlc(
+    model: Any,
+    tokenizer_dir: Path,
+    generation_config: dict[str, Any],
+    out_dir: Path,
+    quantization: str,
+    context_window: int,
+) -> MlcResult:
     """Writes the WebLLM folder for `model` (a torch LlamaForCausalLM, fp32) into `out_dir`.
 
     `out_dir` must be `<model root>/mlc/<quantization>/resolve/main`. `tokenizer_dir` holds
@@ -98,13 +108,21 @@ def write_mlc(model: Any, tokenizer_dir: Path, generation_config: dict[str, Any]
     out_dir.mkdir(parents=True, exist_ok=True)
 
     copied = _copy_tokenizer(Path(tokenizer_dir), out_dir)
-    chat_config = build_chat_config(config, tokenizer_json, _chat_template(Path(tokenizer_dir)), generation_config,
-                                    quantization, context_window, copied)
+    chat_config = build_chat_config(
+        config,
+        tokenizer_json,
+        _chat_template(Path(tokenizer_dir)),
+        generation_config,
+        quantization,
+        context_window,
+        copied,
+    )
     write_text_atomic(out_dir / CHAT_CONFIG_NAME, json.dumps(chat_config, indent=2) + "\n")
 
     plan = _param_plan(model, spec)
-    shards = _write_tensor_cache(plan, out_dir, source_params=sum(p.numel() for p in model.parameters()),
-                                 label=f"[mlc] {quantization} shards")
+    shards = _write_tensor_cache(
+        plan, out_dir, source_params=sum(p.numel() for p in model.parameters()), label=f"[mlc] {quantization} shards"
+    )
     model_lib, status = _build_model_lib(out_dir, quantization)
 
     names = [CHAT_CONFIG_NAME, CACHE_NAME, *shards, *copied]
@@ -140,27 +158,35 @@ def verify_mlc(folder: Path, model: Any, prompts_token_ids: list[list[int]], new
     reference = MlcReference(Path(folder))
     max_diff, agree, agree_reference, total = 0.0, 0, 0, 0
     nll: dict[str, list[float]] = {"nll": [], "nll_reference": [], "prompt_nll": [], "prompt_nll_reference": []}
-    with bar(len(prompts_token_ids), f"[mlc] verify {reference.quantization}", unit="prompt") as progress, \
-            torch.no_grad():
+    with (
+        bar(len(prompts_token_ids), f"[mlc] verify {reference.quantization}", unit="prompt") as progress,
+        torch.no_grad(),
+    ):
         for prompt in prompts_token_ids:
             ids = torch.tensor([prompt])
             if new_tokens:
-                ids = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
-                                     min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+                ids = model.generate(
+                    ids,
+                    attention_mask=torch.ones_like(ids),
+                    max_new_tokens=new_tokens,
+                    min_new_tokens=new_tokens,
+                    do_sample=False,
+                    pad_token_id=0,
+                )
             sequence = ids[0].tolist()
             n = len(prompt)
             torch_logits = model(ids).logits[0].double().numpy()  # [T, V]
             mlc_logits = reference.logits(sequence)  # [T, V]
             max_diff = max(max_diff, float(np.abs(mlc_logits - torch_logits).max()))
-            agree += int((mlc_logits[n - 1:-1].argmax(-1) == np.array(sequence[n:])).sum())
+            agree += int((mlc_logits[n - 1 : -1].argmax(-1) == np.array(sequence[n:])).sum())
             # PyTorch's full forward can itself differ from its KV-cache decode at near-ties
-            agree_reference += int((torch_logits[n - 1:-1].argmax(-1) == np.array(sequence[n:])).sum())
+            agree_reference += int((torch_logits[n - 1 : -1].argmax(-1) == np.array(sequence[n:])).sum())
             total += len(sequence) - n
             for suffix, logits in (("", mlc_logits), ("_reference", torch_logits)):
                 if new_tokens:
-                    nll["nll" + suffix].append(mean_nll(logits[n - 1:-1], sequence[n:]))
+                    nll["nll" + suffix].append(mean_nll(logits[n - 1 : -1], sequence[n:]))
                 if n > 1:
-                    nll["prompt_nll" + suffix].append(mean_nll(logits[:n - 1], sequence[1:n]))
+                    nll["prompt_nll" + suffix].append(mean_nll(logits[: n - 1], sequence[1:n]))
             progress.update(1)
     return {
         "quantization": reference.quantization,
@@ -180,7 +206,7 @@ def _weight_rel_rmse(stored: dict[str, np.ndarray], model: Any) -> float:
     for param in _param_plan(model, QUANTIZATIONS["q0f32"]):  # the source weights, fused as stored
         source = param.make().astype(np.float64)
         error += float(((stored[param.name].astype(np.float64) - source) ** 2).sum())
-        norm += float((source ** 2).sum())
+        norm += float((source**2).sum())
     return math.sqrt(error / norm)
 
 
@@ -218,8 +244,9 @@ class _Param:
 
 def _quant_spec(quantization: str) -> QuantSpec:
     if quantization not in QUANTIZATIONS:
-        raise UnsupportedQuantizationError(f"unknown MLC quantization {quantization!r}",
-                                           fix=f"choose one of {', '.join(QUANTIZATIONS)}")
+        raise UnsupportedQuantizationError(
+            f"unknown MLC quantization {quantization!r}", fix=f"choose one of {', '.join(QUANTIZATIONS)}"
+        )
     return QUANTIZATIONS[quantization]
 
 
@@ -235,17 +262,23 @@ def _check_llama(config: Any, spec: QuantSpec) -> None:
     if getattr(config, "rope_scaling", None):
         problems.append(f"rope_scaling {config.rope_scaling!r} is not supported")
     if problems:
-        raise UnsupportedArchitectureError("MLC export supports plain Llama models only: " + "; ".join(problems),
-                                           fix="export a LlamaForCausalLM checkpoint (e.g. SmolLM2), or pass --no-mlc")
+        raise UnsupportedArchitectureError(
+            "MLC export supports plain Llama models only: " + "; ".join(problems),
+            fix="export a LlamaForCausalLM checkpoint (e.g. SmolLM2), or pass --no-mlc",
+        )
     if spec.bits:
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        widths = {"hidden_size": config.hidden_size, "intermediate_size": config.intermediate_size,
-                  "num_attention_heads * head_dim": config.num_attention_heads * head_dim}
+        widths = {
+            "hidden_size": config.hidden_size,
+            "intermediate_size": config.intermediate_size,
+            "num_attention_heads * head_dim": config.num_attention_heads * head_dim,
+        }
         bad = {k: v for k, v in widths.items() if v % GROUP_SIZE}
         if bad:
             raise UnsupportedQuantizationError(
                 f"{spec.name} groups inputs by {GROUP_SIZE}, but {bad} is not a multiple of {GROUP_SIZE}",
-                fix="use --mlc q0f32 for this model")
+                fix="use --mlc q0f32 for this model",
+            )
 
 
 def _param_plan(model: Any, spec: QuantSpec) -> list[_Param]:
@@ -262,21 +295,37 @@ def _param_plan(model: Any, spec: QuantSpec) -> list[_Param]:
         in_features = state[hf_names[0]].shape[1]
         make = weight(*hf_names)
         if spec.bits is None:
-            return [_Param(f"{mlc_name}.weight", (out_features, in_features), spec.model_dtype,
-                           lambda: make().astype(spec.model_dtype))]
+            return [
+                _Param(
+                    f"{mlc_name}.weight",
+                    (out_features, in_features),
+                    spec.model_dtype,
+                    lambda: make().astype(spec.model_dtype),
+                )
+            ]
         pair: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
         def q_weight() -> np.ndarray:  # the writer takes q_weight first, then q_scale: quantize once
             pair["q"] = group_quantize(make(), spec.model_dtype)
             return pair["q"][0]
 
-        return [_Param(f"{mlc_name}.q_weight", (out_features, in_features // CODES_PER_WORD), "uint32", q_weight),
-                _Param(f"{mlc_name}.q_scale", (out_features, in_features // GROUP_SIZE), spec.model_dtype,
-                       lambda: pair.pop("q")[1])]
+        return [
+            _Param(f"{mlc_name}.q_weight", (out_features, in_features // CODES_PER_WORD), "uint32", q_weight),
+            _Param(
+                f"{mlc_name}.q_scale",
+                (out_features, in_features // GROUP_SIZE),
+                spec.model_dtype,
+                lambda: pair.pop("q")[1],
+            ),
+        ]
 
     def norm(name: str) -> _Param:
-        return _Param(name, tuple(state[name].shape), spec.model_dtype,
-                      lambda: state[name].detach().float().numpy().astype(spec.model_dtype))
+        return _Param(
+            name,
+            tuple(state[name].shape),
+            spec.model_dtype,
+            lambda: state[name].detach().float().numpy().astype(spec.model_dtype),
+        )
 
     plan = linear("model.embed_tokens", "model.embed_tokens.weight")
     for i in range(config.num_hidden_layers):
@@ -306,8 +355,15 @@ def _write_tensor_cache(plan: list[_Param], out_dir: Path, source_params: int, l
             return
         path = f"params_shard_{len(shards)}.bin"
         (out_dir / path).write_bytes(buffer)
-        shards.append({"dataPath": path, "format": "raw-shard", "nbytes": len(buffer),
-                       "records": list(pending), "md5sum": hashlib.md5(buffer).hexdigest()})
+        shards.append(
+            {
+                "dataPath": path,
+                "format": "raw-shard",
+                "nbytes": len(buffer),
+                "records": list(pending),
+                "md5sum": hashlib.md5(buffer).hexdigest(),
+            }
+        )
         pending.clear()
         buffer.clear()
 
@@ -316,12 +372,22 @@ def _write_tensor_cache(plan: list[_Param], out_dir: Path, source_params: int, l
         for param in plan:
             array = np.ascontiguousarray(param.make())
             if array.shape != param.shape or array.dtype != np.dtype(param.dtype):
-                raise AssertionError(f"{param.name}: made {array.dtype}{array.shape}, planned {param.dtype}{param.shape}")
+                raise AssertionError(
+                    f"{param.name}: made {array.dtype}{array.shape}, planned {param.dtype}{param.shape}"
+                )
             data = array.tobytes()
             if buffer and len(buffer) + len(data) > SHARD_CAP_BYTES:
                 flush()
-            pending.append({"name": param.name, "shape": list(param.shape), "dtype": param.dtype,
-                            "format": "raw", "nbytes": len(data), "byteOffset": len(buffer)})
+            pending.append(
+                {
+                    "name": param.name,
+                    "shape": list(param.shape),
+                    "dtype": param.dtype,
+                    "format": "raw",
+                    "nbytes": len(data),
+                    "byteOffset": len(buffer),
+                }
+            )
             buffer += data
             progress.update(len(data))
         flush()
@@ -352,8 +418,15 @@ def _chat_template(tokenizer_dir: Path) -> str | None:
 
 def compile_command(quantization: str) -> list[str]:
     """`mlc_llm compile` for a folder, run from the model's root folder (paths relative to it)."""
-    return ["mlc_llm", "compile", f"mlc/{quantization}/resolve/main/{CHAT_CONFIG_NAME}", "--device", "webgpu",
-            "-o", f"mlc/{quantization}/{quantization}-webgpu.wasm"]
+    return [
+        "mlc_llm",
+        "compile",
+        f"mlc/{quantization}/resolve/main/{CHAT_CONFIG_NAME}",
+        "--device",
+        "webgpu",
+        "-o",
+        f"mlc/{quantization}/{quantization}-webgpu.wasm",
+    ]
 
 
 def _build_model_lib(out_dir: Path, quantization: str) -> tuple[str | None, str]:
@@ -364,8 +437,7 @@ def _build_model_lib(out_dir: Path, quantization: str) -> tuple[str | None, str]
         return None, f"not built: mlc_llm is not installed; {how}"
     root = out_dir.parents[3]
     with step(f"[mlc] compile {quantization} model library (webgpu)"):
-        proc = subprocess.run([sys.executable, "-m", *command], cwd=root,
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", *command], cwd=root, capture_output=True, text=True)
     lib = command[-1]
     if proc.returncode != 0 or not (root / lib).is_file():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]

@@ -17,12 +17,19 @@ from exporter.errors import CorruptCheckpointError, UnsupportedArchitectureError
 MLC_CHAT_CONFIG_VERSION = "0.1.0"
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 # mlc-llm's own ChatML default, used when the tokenizer's chat template names no system prompt.
-FALLBACK_SYSTEM_MESSAGE = "A conversation between a user and an LLM-based AI assistant. The assistant gives helpful and honest answers."
+FALLBACK_SYSTEM_MESSAGE = (
+    "A conversation between a user and an LLM-based AI assistant. The assistant gives helpful and honest answers."
+)
 # Chunked prefill bounds the WebGPU scratch buffers; 2048 fits the 1 GiB maxBufferSize of software adapters.
 MAX_PREFILL_CHUNK = 2048
 # Sampling defaults when generation_config.json names none (mlc-llm's system defaults).
-SAMPLING_DEFAULTS = {"temperature": 1.0, "top_p": 1.0, "repetition_penalty": 1.0,
-                     "presence_penalty": 0.0, "frequency_penalty": 0.0}
+SAMPLING_DEFAULTS = {
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "repetition_penalty": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+}
 
 
 def read_tokenizer_json(tokenizer_dir: Path) -> dict[str, Any]:
@@ -30,11 +37,14 @@ def read_tokenizer_json(tokenizer_dir: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
-        raise CorruptCheckpointError(f"{path} is missing: WebLLM needs a fast-tokenizer tokenizer.json",
-                                     fix="save the tokenizer with AutoTokenizer.from_pretrained(...).save_pretrained(dir)") from err
+        raise CorruptCheckpointError(
+            f"{path} is missing: WebLLM needs a fast-tokenizer tokenizer.json",
+            fix="save the tokenizer with AutoTokenizer.from_pretrained(...).save_pretrained(dir)",
+        ) from err
     except (OSError, json.JSONDecodeError) as err:
-        raise CorruptCheckpointError(f"{path} is not readable JSON: {err}",
-                                     fix="re-save the tokenizer with save_pretrained()") from err
+        raise CorruptCheckpointError(
+            f"{path} is not readable JSON: {err}", fix="re-save the tokenizer with save_pretrained()"
+        ) from err
 
 
 def token_id(tokenizer_json: dict[str, Any], content: str) -> int | None:
@@ -62,8 +72,11 @@ def tokenizer_info(tokenizer_json: dict[str, Any]) -> dict[str, Any]:
     text = json.dumps({k: tokenizer_json.get(k) for k in ("pre_tokenizer", "decoder", "normalizer")})
     byte_level = '"ByteLevel"' in text
     prepend = not byte_level and ('"Prepend"' in text or '"prepend_scheme": "always"' in text)
-    return {"token_postproc_method": "byte_level" if byte_level else "byte_fallback",
-            "prepend_space_in_encode": prepend, "strip_space_in_decode": prepend}
+    return {
+        "token_postproc_method": "byte_level" if byte_level else "byte_fallback",
+        "prepend_space_in_encode": prepend,
+        "strip_space_in_decode": prepend,
+    }
 
 
 def default_system_message(chat_template: str | None) -> str:
@@ -126,20 +139,29 @@ def llama_model_config(hf_config: Any, context_window: int, prefill_chunk: int) 
     }
 
 
-def build_chat_config(hf_config: Any, tokenizer_json: dict[str, Any], chat_template: str | None,
-                      generation_config: dict[str, Any], quantization: str, context_window: int,
-                      tokenizer_files: list[str]) -> dict[str, Any]:
+def build_chat_config(
+    hf_config: Any,
+    tokenizer_json: dict[str, Any],
+    chat_template: str | None,
+    generation_config: dict[str, Any],
+    quantization: str,
+    context_window: int,
+    tokenizer_files: list[str],
+) -> dict[str, Any]:
     """The whole mlc-chat-config.json. Raises UnsupportedArchitectureError for non-ChatML tokenizers."""
     im_end = token_id(tokenizer_json, IM_END)
     if im_end is None or token_id(tokenizer_json, IM_START) is None:
         raise UnsupportedArchitectureError(
             "the tokenizer has no <|im_start|>/<|im_end|> tokens; the MLC export writes a ChatML chat template only",
-            fix="export a ChatML chat model (e.g. SmolLM2-Instruct), or pass --no-mlc")
+            fix="export a ChatML chat model (e.g. SmolLM2-Instruct), or pass --no-mlc",
+        )
     prefill = min(context_window, MAX_PREFILL_CHUNK)
     # Stop on <|im_end|> whatever the checkpoint's eos says (GGUF conversions name <|im_start|>).
     stop_ids = sorted(set(_ids(generation_config.get("eos_token_id"))) | {im_end})
-    sampling = {k: generation_config.get(k, v) if generation_config.get(k) is not None else v
-                for k, v in SAMPLING_DEFAULTS.items()}
+    sampling = {
+        k: generation_config.get(k, v) if generation_config.get(k) is not None else v
+        for k, v in SAMPLING_DEFAULTS.items()
+    }
     bos = generation_config.get("bos_token_id", getattr(hf_config, "bos_token_id", None))
     return {
         "version": MLC_CHAT_CONFIG_VERSION,

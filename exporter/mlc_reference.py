@@ -39,15 +39,22 @@ def read_tensor_cache(folder: Path, check_md5: bool = True) -> tuple[dict[str, n
             name, offset, nbytes = rec["name"], rec["byteOffset"], rec["nbytes"]
             dtype = _DTYPES.get(rec["dtype"])
             if dtype is None or rec["format"] != "raw":
-                raise CorruptCheckpointError(f"{name}: dtype {rec['dtype']} / format {rec['format']} not readable",
-                                             fix=_FIX)
-            if offset < end or offset + nbytes > len(data) or nbytes != math.prod(rec["shape"]) * np.dtype(dtype).itemsize:
-                raise CorruptCheckpointError(f"{name}: record [{offset}, +{nbytes}) does not fit {shard['dataPath']}",
-                                             fix=_FIX)
+                raise CorruptCheckpointError(
+                    f"{name}: dtype {rec['dtype']} / format {rec['format']} not readable", fix=_FIX
+                )
+            if (
+                offset < end
+                or offset + nbytes > len(data)
+                or nbytes != math.prod(rec["shape"]) * np.dtype(dtype).itemsize
+            ):
+                raise CorruptCheckpointError(
+                    f"{name}: record [{offset}, +{nbytes}) does not fit {shard['dataPath']}", fix=_FIX
+                )
             if name in arrays:
                 raise CorruptCheckpointError(f"{name} is recorded twice", fix=_FIX)
-            arrays[name] = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"), count=math.prod(rec["shape"]),
-                                         offset=offset).reshape(rec["shape"])
+            arrays[name] = np.frombuffer(
+                data, dtype=np.dtype(dtype).newbyteorder("<"), count=math.prod(rec["shape"]), offset=offset
+            ).reshape(rec["shape"])
             end = offset + nbytes
     return arrays, cache.get("metadata", {})
 
@@ -61,7 +68,9 @@ def _read_shard(folder: Path, shard: dict[str, Any], check_md5: bool) -> bytes:
     except OSError as err:
         raise CorruptCheckpointError(f"{path} is missing or unreadable: {err}", fix=_FIX) from err
     if len(data) != shard["nbytes"]:
-        raise CorruptCheckpointError(f"{path} has {len(data)} bytes, tensor-cache.json says {shard['nbytes']}", fix=_FIX)
+        raise CorruptCheckpointError(
+            f"{path} has {len(data)} bytes, tensor-cache.json says {shard['nbytes']}", fix=_FIX
+        )
     if check_md5 and hashlib.md5(data).hexdigest() != shard["md5sum"]:
         raise CorruptCheckpointError(f"{path} does not match its md5sum in tensor-cache.json", fix=_FIX)
     return data
@@ -110,7 +119,7 @@ class MlcReference:
         inv_freq = self.cfg["position_embedding_base"] ** (-np.arange(0, d, 2, dtype=np.float64) / d)  # [d/2]
         angles = np.arange(x.shape[1], dtype=np.float64)[:, None] * inv_freq[None, :]  # [T, d/2]
         cos, sin = np.cos(angles), np.sin(angles)
-        first, second = x[..., : d // 2], x[..., d // 2:]
+        first, second = x[..., : d // 2], x[..., d // 2 :]
         return np.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
 
     def _attention(self, x: np.ndarray, prefix: str) -> np.ndarray:
@@ -119,8 +128,8 @@ class MlcReference:
         seq = x.shape[0]
         qkv = x @ self._w(f"{prefix}.qkv_proj.weight").T  # [T, (h + 2 kv) d]
         q = qkv[:, : heads * d].reshape(seq, heads, d).transpose(1, 0, 2)  # [h, T, d]
-        k = qkv[:, heads * d: (heads + kv_heads) * d].reshape(seq, kv_heads, d).transpose(1, 0, 2)  # [kv, T, d]
-        v = qkv[:, (heads + kv_heads) * d:].reshape(seq, kv_heads, d).transpose(1, 0, 2)  # [kv, T, d]
+        k = qkv[:, heads * d : (heads + kv_heads) * d].reshape(seq, kv_heads, d).transpose(1, 0, 2)  # [kv, T, d]
+        v = qkv[:, (heads + kv_heads) * d :].reshape(seq, kv_heads, d).transpose(1, 0, 2)  # [kv, T, d]
         q, k = self._rope(q), self._rope(k)
         group = heads // kv_heads  # query head i reads kv head i // group
         k, v = np.repeat(k, group, axis=0), np.repeat(v, group, axis=0)  # [h, T, d]

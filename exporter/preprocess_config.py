@@ -24,16 +24,23 @@ _ALIGN_RESIZE_OVER_CROP = 346 / 289
 def family_processor(family: str, image_size: int) -> BaseImageProcessor:
     """What the family's published checkpoints use, scaled to `image_size`."""
     if family == "clip":  # shortest edge -> image_size (bicubic), center crop, OpenAI CLIP mean/std
-        return CLIPImageProcessor(size={"shortest_edge": image_size},
-                                  crop_size={"height": image_size, "width": image_size})
+        return CLIPImageProcessor(
+            size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+        )
     if family == "siglip":  # square resize (bicubic, as google/siglip-* ship it), mean/std 0.5
         return SiglipImageProcessor(size={"height": image_size, "width": image_size})
     if family == "align":  # settings of HF's ALIGN conversion: bilinear resize, crop, rescale to [-1, 1]
         resize = round(image_size * _ALIGN_RESIZE_OVER_CROP)
-        return EfficientNetImageProcessor(size={"height": resize, "width": resize},
-                                          crop_size={"height": image_size, "width": image_size},
-                                          do_center_crop=True, rescale_factor=1 / 127.5, rescale_offset=True,
-                                          do_normalize=False, include_top=False, resample=Image.Resampling.BILINEAR)
+        return EfficientNetImageProcessor(
+            size={"height": resize, "width": resize},
+            crop_size={"height": image_size, "width": image_size},
+            do_center_crop=True,
+            rescale_factor=1 / 127.5,
+            rescale_offset=True,
+            do_normalize=False,
+            include_top=False,
+            resample=Image.Resampling.BILINEAR,
+        )
     raise ValueError(f"unknown family {family!r}")
 
 
@@ -41,8 +48,10 @@ def checkpoint_processor(folder: Path) -> BaseImageProcessor:
     try:
         return AutoImageProcessor.from_pretrained(folder, use_fast=False)
     except (OSError, ValueError) as err:
-        raise CorruptCheckpointError(f"cannot load the image processor of {folder}: {err}",
-                                     fix="re-save the checkpoint with its processor (processor.save_pretrained)") from err
+        raise CorruptCheckpointError(
+            f"cannot load the image processor of {folder}: {err}",
+            fix="re-save the checkpoint with its processor (processor.save_pretrained)",
+        ) from err
 
 
 def write_preprocessor(processor: BaseImageProcessor, dest: Path) -> None:

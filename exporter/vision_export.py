@@ -30,8 +30,11 @@ if TYPE_CHECKING:
 FP32_MIN_COSINE = 0.9999
 # Transformers.js file names: fp32 "", int8 dynamic "_quantized", 4-bit "_q4".
 SUFFIXES = {"fp32": "", "int8": "_quantized", "q4": "_q4"}
-QUANTIZATION = {"fp32": "none", "int8": "onnxruntime quantize_dynamic, int8 per-channel weights (MatMul, Conv, Gather)",
-                "q4": "onnxruntime MatMulNBits, 4-bit symmetric, block 32 (MatMul only; embeddings stay fp32)"}
+QUANTIZATION = {
+    "fp32": "none",
+    "int8": "onnxruntime quantize_dynamic, int8 per-channel weights (MatMul, Conv, Gather)",
+    "q4": "onnxruntime MatMulNBits, 4-bit symmetric, block 32 (MatMul only; embeddings stay fp32)",
+}
 DEFAULT_ORDER = ("int8", "fp32", "q4")  # int8 measured fastest on CPU/WASM; 4-bit MatMulNBits slowest in WASM
 TOWERS = ("vision_model", "text_model")
 TEMPLATES = {"clip": "a photo of a {}.", "align": "a photo of a {}.", "siglip": "This is a photo of {}."}
@@ -71,8 +74,10 @@ def export_vision(source: str, out: Path, variants: list[str], model_id: str | N
     # "tiny-random" is shorthand for the CLIP test model: one id for one model
     model_id = model_id or (src.path.name if src.kind == "folder" else TINY_ALIAS.get(source, source))
     if not re.match(MODEL_ID_PATTERN, model_id):
-        raise ArtifactStoreError(f"{model_id!r} cannot be a model id (letters, digits, '.', '_', '-', one '/')",
-                                 fix="pass --id with a plain name, e.g. --id my-clip")
+        raise ArtifactStoreError(
+            f"{model_id!r} cannot be a model id (letters, digits, '.', '_', '-', one '/')",
+            fix="pass --id with a plain name, e.g. --id my-clip",
+        )
     family = detect_family(read_config(src.path)) if src.path else None
     store = ArtifactStore(out)
     store.manifest()  # an unreadable manifest fails now, not after minutes of export
@@ -89,16 +94,32 @@ def _load(src: Source, family: str | None) -> Loaded:
 
     if src.kind == "tiny-random":
         family = TINY_FAMILIES[src.tiny_name]
-        note = (f"Untrained test model ({src.tiny_name}: seeded random weights, meaningless predictions). "
-                f"For a real model run `{REAL_MODEL_HINT}` while online.")
+        note = (
+            f"Untrained test model ({src.tiny_name}: seeded random weights, meaningless predictions). "
+            f"For a real model run `{REAL_MODEL_HINT}` while online."
+        )
         if family == "siglip":
-            note += (" No SigLIP SentencePiece vocabulary is available offline, so this model uses the CLIP BPE "
-                     "with SigLIP-style fixed-length padding.")
-        return Loaded(family, tiny_random.build(src.tiny_name), tiny_random.tokenizer(src.tiny_name),
-                      tiny_random.processor(src.tiny_name), trained=False, note=note)
+            note += (
+                " No SigLIP SentencePiece vocabulary is available offline, so this model uses the CLIP BPE "
+                "with SigLIP-style fixed-length padding."
+            )
+        return Loaded(
+            family,
+            tiny_random.build(src.tiny_name),
+            tiny_random.tokenizer(src.tiny_name),
+            tiny_random.processor(src.tiny_name),
+            trained=False,
+            note=note,
+        )
     model = vision.load_checkpoint(src.path, family)
-    return Loaded(family, model, tokenizer_files.checkpoint_tokenizer(src.path),
-                  preprocess_config.checkpoint_processor(src.path), trained=True, note=None)
+    return Loaded(
+        family,
+        model,
+        tokenizer_files.checkpoint_tokenizer(src.path),
+        preprocess_config.checkpoint_processor(src.path),
+        trained=True,
+        note=None,
+    )
 
 
 def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, variants: list[str]) -> ModelEntry:
@@ -121,36 +142,69 @@ def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, vari
         reference = vision_probe.torch_embeddings(model, pixel_values, text_feeds)
         parity = {v: vision_probe.parity(f, pixel_values, text_feeds, reference) for v, f in files.items()}
     report = {
-        "model_id": staging.model_id, "family": family, "source": source, "trained": loaded.trained,
+        "model_id": staging.model_id,
+        "family": family,
+        "source": source,
+        "trained": loaded.trained,
         "versions": vision_probe.versions(),
-        "probe": {"images": len(pixel_values), "image_size": pixel_values.shape[-1], "texts": len(texts),
-                  "labels": list(vision_probe.LABELS), "template": TEMPLATES[family]},
+        "probe": {
+            "images": len(pixel_values),
+            "image_size": pixel_values.shape[-1],
+            "texts": len(texts),
+            "labels": list(vision_probe.LABELS),
+            "template": TEMPLATES[family],
+        },
         "fp32_min_cosine_required": FP32_MIN_COSINE,
         "fp32_parity": parity["fp32"],  # also when fp32 is not shipped: the other variants are made from it
-        "variants": {v: {"quantization": QUANTIZATION[v], "parity": parity[v], "export_seconds": timings[v],
-                         "files": {tower: {"path": p.relative_to(staging.dir).as_posix(), "bytes": p.stat().st_size}
-                                   for tower, p in files[v].items()}}
-                     for v in variants},
+        "variants": {
+            v: {
+                "quantization": QUANTIZATION[v],
+                "parity": parity[v],
+                "export_seconds": timings[v],
+                "files": {
+                    tower: {"path": p.relative_to(staging.dir).as_posix(), "bytes": p.stat().st_size}
+                    for tower, p in files[v].items()
+                },
+            }
+            for v in variants
+        },
     }
     staging.path("export-report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     _gate(parity["fp32"], staging.model_id)
 
     scoring = vision.scoring(model, family)
-    info = VisionInfo(scoring=scoring.kind, logit_scale=scoring.logit_scale, logit_bias=scoring.logit_bias,
-                      template=TEMPLATES[family], image_size=pixel_values.shape[-1],
-                      embed_dim=reference["image"].shape[1], text_max_length=max_length,
-                      pad_to_max_length=family == "siglip", text_inputs=text_inputs)
+    info = VisionInfo(
+        scoring=scoring.kind,
+        logit_scale=scoring.logit_scale,
+        logit_bias=scoring.logit_bias,
+        template=TEMPLATES[family],
+        image_size=pixel_values.shape[-1],
+        embed_dim=reference["image"].shape[1],
+        text_max_length=max_length,
+        pad_to_max_length=family == "siglip",
+        text_inputs=text_inputs,
+    )
     default = next(v for v in DEFAULT_ORDER if v in variants)
     with step(f"[{staging.model_id}] commit"):
         return staging.commit(
-            variants={v: {"dtype": v, "files": {tower: f"onnx/{tower}{SUFFIXES[v]}.onnx" for tower in TOWERS}}
-                      for v in variants},
-            report="export-report.json", task="zero-shot-image-classification", family=family, source=source,
-            trained=loaded.trained, note=loaded.note, defaults={"wasm": default, "webgpu": default}, vision=info)
+            variants={
+                v: {"dtype": v, "files": {tower: f"onnx/{tower}{SUFFIXES[v]}.onnx" for tower in TOWERS}}
+                for v in variants
+            },
+            report="export-report.json",
+            task="zero-shot-image-classification",
+            family=family,
+            source=source,
+            trained=loaded.trained,
+            note=loaded.note,
+            defaults={"wasm": default, "webgpu": default},
+            vision=info,
+        )
 
 
-def _export_files(staging: Staging, work: Path, loaded: Loaded, image_size: int,
-                  variants: list[str]) -> tuple[dict[str, dict[str, Path]], dict[str, dict[str, float]]]:
+def _export_files(
+    staging: Staging, work: Path, loaded: Loaded, image_size: int, variants: list[str]
+) -> tuple[dict[str, dict[str, Path]], dict[str, dict[str, float]]]:
     """fp32 towers (into staging if shipped, else into `work`), then each quantized variant from them.
 
     Returns {variant: {tower: path}} (always with "fp32") and {variant: {tower: seconds}}.
@@ -158,8 +212,9 @@ def _export_files(staging: Staging, work: Path, loaded: Loaded, image_size: int,
     from exporter import text_tokens, vision
 
     label = staging.model_id
-    fp32 = {tower: staging.path(f"onnx/{tower}.onnx") if "fp32" in variants else work / f"{tower}.onnx"
-            for tower in TOWERS}
+    fp32 = {
+        tower: staging.path(f"onnx/{tower}.onnx") if "fp32" in variants else work / f"{tower}.onnx" for tower in TOWERS
+    }
     with step(f"[{label}] export vision tower (fp32)"), Timer() as t_vision:
         vision.export_image_tower(loaded.model, image_size, fp32["vision_model"])
     with step(f"[{label}] export text tower (fp32)"), Timer() as t_text:

@@ -20,12 +20,48 @@ from exporter.parity import cosine_stats, top1_agreement
 from exporter.preprocess_config import load_written_processor
 from exporter.vision import ImageTower, TextTower
 
-LABELS = ("cat", "dog", "car", "tree", "house", "bird", "boat", "flower", "airplane", "bicycle", "horse",
-          "mountain", "beach", "apple", "chair", "clock", "guitar", "train", "cup", "book")
-EXTRA_TEXTS = ("", "Café au lait, naïve façade — déjà vu!", "two dogs playing in the snow at night",
-               " ".join(["a very long caption that goes on"] * 20))  # the last is truncated to max length
-_SIZES = [(64, 48), (48, 80), (100, 100), (120, 90), (90, 120), (64, 64), (200, 50), (37, 53), (80, 80),
-          (150, 100), (96, 72), (128, 96)]
+LABELS = (
+    "cat",
+    "dog",
+    "car",
+    "tree",
+    "house",
+    "bird",
+    "boat",
+    "flower",
+    "airplane",
+    "bicycle",
+    "horse",
+    "mountain",
+    "beach",
+    "apple",
+    "chair",
+    "clock",
+    "guitar",
+    "train",
+    "cup",
+    "book",
+)
+EXTRA_TEXTS = (
+    "",
+    "Café au lait, naïve façade — déjà vu!",
+    "two dogs playing in the snow at night",
+    " ".join(["a very long caption that goes on"] * 20),
+)  # the last is truncated to max length
+_SIZES = [
+    (64, 48),
+    (48, 80),
+    (100, 100),
+    (120, 90),
+    (90, 120),
+    (64, 64),
+    (200, 50),
+    (37, 53),
+    (80, 80),
+    (150, 100),
+    (96, 72),
+    (128, 96),
+]
 
 
 def probe_images(seed: int = 1234) -> list[Image.Image]:
@@ -61,8 +97,9 @@ def pixels(folder: Path, images: list[Image.Image]) -> np.ndarray:
     return load_written_processor(folder)(images=images, return_tensors="np")["pixel_values"].astype(np.float32)
 
 
-def torch_embeddings(model: PreTrainedModel, pixel_values: np.ndarray,
-                     text_feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def torch_embeddings(
+    model: PreTrainedModel, pixel_values: np.ndarray, text_feeds: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """The PyTorch fp32 reference: {"image": [N, D], "text": [M, D]}, unit length."""
     with torch.no_grad():
         image = ImageTower(model).eval()(torch.from_numpy(pixel_values))
@@ -75,18 +112,28 @@ def run_onnx(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
     return session.run(None, feeds)[0]
 
 
-def parity(files: dict[str, Path], pixel_values: np.ndarray, text_feeds: dict[str, np.ndarray],
-           reference: dict[str, np.ndarray]) -> dict:
+def parity(
+    files: dict[str, Path],
+    pixel_values: np.ndarray,
+    text_feeds: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray],
+) -> dict:
     """Cosine stats per tower, and zero-shot top-1 agreement over LABELS with the PyTorch fp32 model."""
     image = run_onnx(files["vision_model"], {"pixel_values": pixel_values})
     text = run_onnx(files["text_model"], text_feeds)
     n = len(LABELS)
     agreement = top1_agreement(reference["image"] @ reference["text"][:n].T, image @ text[:n].T)  # [N, labels]
-    return {"vision_model": cosine_stats(reference["image"], image),
-            "text_model": cosine_stats(reference["text"], text),
-            "zero_shot_top1_agreement": agreement}
+    return {
+        "vision_model": cosine_stats(reference["image"], image),
+        "text_model": cosine_stats(reference["text"], text),
+        "zero_shot_top1_agreement": agreement,
+    }
 
 
 def versions() -> dict[str, str]:
-    return {"onnxruntime": ort.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version()}
+    return {
+        "onnxruntime": ort.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }

@@ -68,7 +68,9 @@ class FileDescriber(Describer):
 class LlmDescriber(Describer):
     """One greedy generation per class pair with the shared prompt, parsed strictly."""
 
-    def __init__(self, llm: ChatLLM, prompt: FuddPrompt, template: str, pairs_per_class_pair: int | None = None) -> None:
+    def __init__(
+        self, llm: ChatLLM, prompt: FuddPrompt, template: str, pairs_per_class_pair: int | None = None
+    ) -> None:
         super().__init__(template)
         self.llm, self.prompt = llm, prompt
         self.n = pairs_per_class_pair or prompt.pairs_per_class_pair
@@ -80,6 +82,10 @@ class LlmDescriber(Describer):
         parsed = self.prompt.parse(generated.text, a, b, self.n)
         if not parsed.usable:
             return self.fallback(a, b, parsed=parsed, raw=generated.text)
-        return PairOutcome([self.prompt.description(self.template, a, fa) for fa, _ in parsed.pairs],
-                           [self.prompt.description(self.template, b, fb) for _, fb in parsed.pairs],
-                           False, parsed, generated.text)
+        return PairOutcome(
+            [self.prompt.description(self.template, a, fa) for fa, _ in parsed.pairs],
+            [self.prompt.description(self.template, b, fb) for _, fb in parsed.pairs],
+            False,
+            parsed,
+            generated.text,
+        )

@@ -44,7 +44,7 @@ def ranked(labels: list[str], scores: np.ndarray) -> list[Scored]:
 
 
 def top_k(labels: list[str], scores: np.ndarray, k: int) -> list[str]:
-    return [s.label for s in ranked(labels, scores)[:max(1, min(k, len(labels)))]]
+    return [s.label for s in ranked(labels, scores)[: max(1, min(k, len(labels)))]]
 
 
 def unique(items: Iterable[str]) -> list[str]:
@@ -68,8 +68,15 @@ def class_embedding(description_embeds: np.ndarray) -> np.ndarray:
     return unit_rows(unit_rows(description_embeds).mean(axis=0, keepdims=True))[0]
 
 
-def rerank(image_embed: np.ndarray, labels: list[str], first_scores: np.ndarray, k: int,
-           describe: PairDescriber, embed_texts: TextEmbedder, info: VisionInfo) -> FuddResult:
+def rerank(
+    image_embed: np.ndarray,
+    labels: list[str],
+    first_scores: np.ndarray,
+    k: int,
+    describe: PairDescriber,
+    embed_texts: TextEmbedder,
+    info: VisionInfo,
+) -> FuddResult:
     """image_embed [D] (unit), first_scores [C] over labels -> the K candidates re-scored with descriptions."""
     candidates = top_k(labels, first_scores, k)
     descriptions = class_descriptions(candidates, describe, info.template)

@@ -60,14 +60,18 @@ def load_dataset(folder: Path) -> Dataset:
     for index, sub in enumerate(classes):
         files = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise DataFolderError(f"class folder {sub} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
-                                  fix="put at least one image in every class folder, or remove the folder")
+            raise DataFolderError(
+                f"class folder {sub} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
+                fix="put at least one image in every class folder, or remove the folder",
+            )
         names.append(sub.name.replace("_", " "))
         images += files
         targets += [index] * len(files)
     if len(names) < 2:
-        raise DataFolderError(f"{folder} has {len(names)} class folder(s); classification needs at least 2",
-                              fix="make one subfolder per class, e.g. data/cat/*.png, data/dog/*.png")
+        raise DataFolderError(
+            f"{folder} has {len(names)} class folder(s); classification needs at least 2",
+            fix="make one subfolder per class, e.g. data/cat/*.png, data/dog/*.png",
+        )
     return Dataset(names, images, targets)
 
 
@@ -76,10 +80,14 @@ def class_names_file(path: Path, found: list[str]) -> list[str]:
     try:
         names = [str(n).replace("_", " ") for n in json.loads(path.read_text(encoding="utf-8"))]
     except (OSError, ValueError, TypeError) as err:
-        raise DescriptionsFileError(f"cannot read class names from {path}: {err}", fix="a JSON list of class names") from err
+        raise DescriptionsFileError(
+            f"cannot read class names from {path}: {err}", fix="a JSON list of class names"
+        ) from err
     if sorted(names) != sorted(found):
-        raise DescriptionsFileError(f"{path} names {sorted(names)}, the data folders {sorted(found)}",
-                                    fix="use the class-names file that belongs to this data set")
+        raise DescriptionsFileError(
+            f"{path} names {sorted(names)}, the data folders {sorted(found)}",
+            fix="use the class-names file that belongs to this data set",
+        )
     return names
 
 
@@ -97,6 +105,7 @@ def cached(embed: Callable[[list[str]], np.ndarray]) -> Callable[[list[str]], np
         if missing:
             memo.update(zip(missing, embed(missing)))
         return np.stack([memo[t] for t in texts])
+
     return run
 
 
@@ -132,8 +141,9 @@ def evaluate(args: argparse.Namespace) -> dict:
 
     if args.save_descriptions:
         attr_type = f"{FuddPrompt.load().attr_type}:{args.llm}" if args.llm else f"file:{args.descriptions.name}"
-        args.save_descriptions.write_text(json.dumps(dump_pairs(describer.described_pairs(), labels, attr_type),
-                                                     indent=2) + "\n", encoding="utf-8")
+        args.save_descriptions.write_text(
+            json.dumps(dump_pairs(describer.described_pairs(), labels, attr_type), indent=2) + "\n", encoding="utf-8"
+        )
     entry = vision.entry
     accuracy = {
         "class name only": _acc(name_scores.argmax(1), targets),
@@ -141,11 +151,18 @@ def evaluate(args: argparse.Namespace) -> dict:
         f"FuDD (K={k})": _acc(fudd_pred, targets),
     }
     return {
-        "model": entry.id, "variant": vision.variant, "trained": entry.trained, "note": entry.note,
-        "images": len(data.images), "classes": labels, "k": k, "template": info.template,
+        "model": entry.id,
+        "variant": vision.variant,
+        "trained": entry.trained,
+        "note": entry.note,
+        "images": len(data.images),
+        "classes": labels,
+        "k": k,
+        "template": info.template,
         "descriptions": f"LLM {args.llm}" if args.llm else str(args.descriptions),
         "accuracy": accuracy,
-        "class_pairs": len(needed), "fallbacks": describer.fallbacks,
+        "class_pairs": len(needed),
+        "fallbacks": describer.fallbacks,
         "llm_calls": getattr(describer, "llm_calls", 0),
         "reranked_changed_top1": int((fudd_pred != template_scores.argmax(1)).sum()),
     }
@@ -155,6 +172,7 @@ def _describer(args: argparse.Namespace, labels: list[str], template: str) -> De
     if args.descriptions:
         return FileDescriber(load_pairs(args.descriptions, labels), template)
     from reference.llm import ChatLLM
+
     with step(f"[fudd] load {args.llm}"):
         llm = ChatLLM(args.artifacts, args.llm, args.llm_variant)
     return LlmDescriber(llm, FuddPrompt.load(), template, args.pairs_per_class)
@@ -167,13 +185,17 @@ def _acc(pred: np.ndarray, targets: np.ndarray) -> dict:
 
 def untrained_notice(report: dict) -> str:
     bar_line = "!" * 78
-    return (f"{bar_line}\n!! {report['model']} is UNTRAINED (random weights): these accuracies mean NOTHING.\n"
-            f"!! {report['note'] or 'Export a trained checkpoint to measure real accuracy.'}\n{bar_line}")
+    return (
+        f"{bar_line}\n!! {report['model']} is UNTRAINED (random weights): these accuracies mean NOTHING.\n"
+        f"!! {report['note'] or 'Export a trained checkpoint to measure real accuracy.'}\n{bar_line}"
+    )
 
 
 def format_report(report: dict) -> str:
-    lines = [f"FuDD evaluation: {report['images']} images, {len(report['classes'])} classes, "
-             f"model {report['model']} ({report['variant']}), descriptions: {report['descriptions']}"]
+    lines = [
+        f"FuDD evaluation: {report['images']} images, {len(report['classes'])} classes, "
+        f"model {report['model']} ({report['variant']}), descriptions: {report['descriptions']}"
+    ]
     if not report["trained"]:
         lines.append(untrained_notice(report))
     lines.append(f"{'method':<18}{'accuracy':>10}{'correct':>10}")
@@ -181,8 +203,10 @@ def format_report(report: dict) -> str:
         lines.append(f"{method:<18}{acc['accuracy']:>9.1%}{acc['correct']:>6}/{acc['total']}")
     pairs, fallbacks = report["class_pairs"], report["fallbacks"]
     share = f" ({fallbacks / pairs:.0%})" if pairs else ""
-    lines.append(f"class pairs described: {pairs}, template fallbacks: {fallbacks}{share}, "
-                 f"LLM calls: {report['llm_calls']}, top-1 changed by FuDD: {report['reranked_changed_top1']}")
+    lines.append(
+        f"class pairs described: {pairs}, template fallbacks: {fallbacks}{share}, "
+        f"LLM calls: {report['llm_calls']}, top-1 changed by FuDD: {report['reranked_changed_top1']}"
+    )
     return "\n".join(lines)
 
 
@@ -195,10 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--descriptions", type=Path, help="FuDD pairwise JSON (<dataset>_prompt_pairs.json format)")
     parser.add_argument("--data", type=Path, required=True, help="folder with one subfolder of images per class")
     parser.add_argument("--k", type=int, default=DEFAULT_K, help=f"candidates re-ranked (default {DEFAULT_K})")
-    parser.add_argument("--class-names", type=Path, help="FuDD <dataset>_class_names.json: the index order of --descriptions")
+    parser.add_argument(
+        "--class-names", type=Path, help="FuDD <dataset>_class_names.json: the index order of --descriptions"
+    )
     parser.add_argument("--variant", help="vision variant (default: the manifest's WASM default, as the browser)")
     parser.add_argument("--llm-variant", help="LLM variant (default: the manifest's WASM default)")
-    parser.add_argument("--pairs-per-class", type=int, help="description pairs asked per class pair (default: the prompt file's)")
+    parser.add_argument(
+        "--pairs-per-class", type=int, help="description pairs asked per class pair (default: the prompt file's)"
+    )
     parser.add_argument("--save-descriptions", type=Path, help="write the descriptions used, in FuDD's pairwise format")
     parser.add_argument("--json", type=Path, help="also write the report as JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")

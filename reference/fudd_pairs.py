@@ -16,8 +16,10 @@ from pathlib import Path
 from reference.errors import DescriptionsFileError
 
 Pairs = dict[tuple[str, str], list[tuple[str, str]]]  # (a, b) -> [(describes a, describes b)]
-_FIX = ('write {"<i>_<j>": {"classes": [i, j], "prompt_pairs": [{"attr_type": "...", "prompt_pair": '
-        '["<for class i>", "<for class j>"]}]}} with i, j indices into the class names (sorted folder names)')
+_FIX = (
+    'write {"<i>_<j>": {"classes": [i, j], "prompt_pairs": [{"attr_type": "...", "prompt_pair": '
+    '["<for class i>", "<for class j>"]}]}} with i, j indices into the class names (sorted folder names)'
+)
 
 
 def load_pairs(path: Path, class_names: list[str]) -> Pairs:
@@ -33,17 +35,26 @@ def load_pairs(path: Path, class_names: list[str]) -> Pairs:
         where = f"{path} [{key!r}]"
         try:
             i, j = (int(c) for c in entry["classes"])
-            prompt_pairs = [(str(p["prompt_pair"][0]), str(p["prompt_pair"][1])) for p in entry["prompt_pairs"]
-                            if len(p["prompt_pair"]) == 2]
+            prompt_pairs = [
+                (str(p["prompt_pair"][0]), str(p["prompt_pair"][1]))
+                for p in entry["prompt_pairs"]
+                if len(p["prompt_pair"]) == 2
+            ]
         except (KeyError, TypeError, ValueError, IndexError) as err:
-            raise DescriptionsFileError(f"{where}: not a FuDD pair entry ({type(err).__name__}: {err})", fix=_FIX) from err
+            raise DescriptionsFileError(
+                f"{where}: not a FuDD pair entry ({type(err).__name__}: {err})", fix=_FIX
+            ) from err
         if not (0 <= i < len(class_names) and 0 <= j < len(class_names)) or i == j:
-            raise DescriptionsFileError(f"{where}: classes {[i, j]} are not two of the {len(class_names)} classes",
-                                        fix="index the classes in sorted folder-name order, or pass --class-names")
+            raise DescriptionsFileError(
+                f"{where}: classes {[i, j]} are not two of the {len(class_names)} classes",
+                fix="index the classes in sorted folder-name order, or pass --class-names",
+            )
         a, b = class_names[i], class_names[j]
         if "labels" in entry and list(entry["labels"]) != [a, b]:
-            raise DescriptionsFileError(f"{where}: labels {entry['labels']} but classes {[i, j]} are {[a, b]}",
-                                        fix="the class order differs from the one the file was written for: pass --class-names")
+            raise DescriptionsFileError(
+                f"{where}: labels {entry['labels']} but classes {[i, j]} are {[a, b]}",
+                fix="the class order differs from the one the file was written for: pass --class-names",
+            )
         pairs[(a, b)] = prompt_pairs
         pairs[(b, a)] = [(y, x) for x, y in prompt_pairs]
     return pairs
@@ -56,6 +67,9 @@ def dump_pairs(pairs: Pairs, class_names: list[str], attr_type: str) -> dict:
     for (a, b), described in sorted(pairs.items(), key=lambda kv: (index[kv[0][0]], index[kv[0][1]])):
         i, j = index[a], index[b]
         if i < j and described:
-            out[f"{i}_{j}"] = {"classes": [i, j], "labels": [a, b],
-                               "prompt_pairs": [{"attr_type": attr_type, "prompt_pair": [x, y]} for x, y in described]}
+            out[f"{i}_{j}"] = {
+                "classes": [i, j],
+                "labels": [a, b],
+                "prompt_pairs": [{"attr_type": attr_type, "prompt_pair": [x, y]} for x, y in described],
+            }
     return out

@@ -50,8 +50,13 @@ class FuddPrompt:
         self.attr_type: str = data["attr_type"]
         # Lines of the worked example, in the parser's own normal form: a model that copies them said nothing.
         examples = [m["content"] for m in data["messages"] if m["role"] == "assistant"]
-        self.example_sides = {side for text in examples for line in text.splitlines()
-                              if (split := self._split(line)) for side in self._key(*split)}
+        self.example_sides = {
+            side
+            for text in examples
+            for line in text.splitlines()
+            if (split := self._split(line))
+            for side in self._key(*split)
+        }
 
     @classmethod
     def load(cls, path: Path = PROMPT_FILE) -> "FuddPrompt":
@@ -107,13 +112,13 @@ class FuddPrompt:
         side = side.strip(self.trim_chars)
         for word in self.leading_words:  # "with red fur" -> "red fur": the description adds "with"
             if side.lower().startswith(word.lower() + " "):
-                return side[len(word) + 1:].strip(self.trim_chars)
+                return side[len(word) + 1 :].strip(self.trim_chars)
         return side
 
     def _strip_label(self, side: str, label: str) -> str:
-        """"cat: pointy ears" -> "pointy ears" (models often name the class first)."""
+        """ "cat: pointy ears" -> "pointy ears" (models often name the class first)."""
         if side.lower().startswith(label.lower() + ":"):
-            return self._trim(side[len(label) + 1:])
+            return self._trim(side[len(label) + 1 :])
         return side
 
     def _side_problem(self, side: str, a: str, b: str) -> str | None:
@@ -129,7 +134,7 @@ class FuddPrompt:
 
     @staticmethod
     def _without_names(side: str, a: str, b: str) -> str:
-        """"labrador with a black nose" -> "with a black nose"; "owls" -> "s"."""
+        """ "labrador with a black nose" -> "with a black nose"; "owls" -> "s"."""
         text = side.lower()
         for name in sorted((a.lower(), b.lower()), key=len, reverse=True):
             text = text.replace(name, " ")

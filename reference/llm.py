@@ -35,8 +35,10 @@ class Generation:
 def llm_entry(root: Path, model_id: str) -> ModelEntry:
     entry = load_manifest(root).get(model_id)
     if entry is None or entry.llm is None:
-        raise ArtifactStoreError(f"{root} has no chat model {model_id!r}",
-                                 fix=f"export one: python -m exporter llm --model smollm2 --out {root}")
+        raise ArtifactStoreError(
+            f"{root} has no chat model {model_id!r}",
+            fix=f"export one: python -m exporter llm --model smollm2 --out {root}",
+        )
     return entry
 
 
@@ -85,8 +87,14 @@ class ChatLLM:
         text = self.template.render(messages=messages, add_generation_prompt=True, **self.specials)
         return self.tokenizer.encode(text, add_special_tokens=False).ids  # the template wrote them already
 
-    def generate(self, messages: list[dict[str, str]], max_new_tokens: int, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int = 0) -> Generation:
+    def generate(
+        self,
+        messages: list[dict[str, str]],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+    ) -> Generation:
         prompt = self.prompt_ids(messages)
         budget = min(max_new_tokens, self.entry.llm.context_length - len(prompt))  # type: ignore[union-attr]
         rng = SeededRandom(seed)

@@ -38,7 +38,7 @@ def sample_token(logits: np.ndarray, temperature: float, top_p: float, rng: Seed
     if top_p < 1:
         cumulative = np.cumsum(weights[order])
         end = int(np.searchsorted(cumulative, top_p * weights.sum())) + 1
-        order = order[:min(end, len(order))]
+        order = order[: min(end, len(order))]
     chosen = weights[order]
     u = rng.next() * chosen.sum()
     hit = np.nonzero(np.cumsum(chosen) > u)[0]

@@ -46,8 +46,10 @@ def scores_from_cosines(cos: np.ndarray, info: VisionInfo) -> np.ndarray:
 def vision_entry(root: Path, model_id: str) -> ModelEntry:
     entry = load_manifest(root).get(model_id)
     if entry is None or entry.vision is None:
-        raise ArtifactStoreError(f"{root} has no vision model {model_id!r}",
-                                 fix=f"export one: python -m exporter clip --model <checkpoint> --out {root}")
+        raise ArtifactStoreError(
+            f"{root} has no vision model {model_id!r}",
+            fix=f"export one: python -m exporter clip --model <checkpoint> --out {root}",
+        )
     return entry
 
 
@@ -59,12 +61,16 @@ class VisionModel:
         self.info: VisionInfo = self.entry.vision  # type: ignore[assignment]
         self.variant = variant or self.entry.defaults["wasm"]
         if self.variant not in self.entry.variants:
-            raise ArtifactStoreError(f"{model_id} has no variant {self.variant!r} (has {', '.join(self.entry.variants)})",
-                                     fix="pick one of the listed variants")
+            raise ArtifactStoreError(
+                f"{model_id} has no variant {self.variant!r} (has {', '.join(self.entry.variants)})",
+                fix="pick one of the listed variants",
+            )
         files = self.entry.variants[self.variant].files
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        self.vision = ort.InferenceSession(str(root / files["vision_model"]), options, providers=["CPUExecutionProvider"])
+        self.vision = ort.InferenceSession(
+            str(root / files["vision_model"]), options, providers=["CPUExecutionProvider"]
+        )
         self.text = ort.InferenceSession(str(root / files["text_model"]), options, providers=["CPUExecutionProvider"])
         self.folder = root / model_id
         self.processor = load_written_processor(self.folder)
@@ -73,16 +79,20 @@ class VisionModel:
         return self.processor(images=[im.convert("RGB") for im in images], return_tensors="np")["pixel_values"]
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:  # [N, D], unit rows
-        out = [self.vision.run(["image_embeds"], {"pixel_values": self.pixel_values(images[i:i + BATCH])})[0]
-               for i in range(0, len(images), BATCH)]
+        out = [
+            self.vision.run(["image_embeds"], {"pixel_values": self.pixel_values(images[i : i + BATCH])})[0]
+            for i in range(0, len(images), BATCH)
+        ]
         return unit_rows(np.concatenate(out).astype(np.float32))
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:  # [N, D], unit rows
         out = []
         for i in range(0, len(texts), BATCH):
-            feeds = tokenize(self.folder / "tokenizer.json", texts[i:i + BATCH], self.info.text_inputs)
+            feeds = tokenize(self.folder / "tokenizer.json", texts[i : i + BATCH], self.info.text_inputs)
             out.append(self.text.run(["text_embeds"], feeds)[0])
-        return unit_rows(np.concatenate(out).astype(np.float32)) if out else np.zeros((0, self.info.embed_dim), np.float32)
+        return (
+            unit_rows(np.concatenate(out).astype(np.float32)) if out else np.zeros((0, self.info.embed_dim), np.float32)
+        )
 
     def scores(self, image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.ndarray:
         """image_embeds [N, D], text_embeds [C, D] (unit rows) -> [N, C] probabilities."""

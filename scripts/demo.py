@@ -47,8 +47,22 @@ def main() -> int:
             return 1
 
     print(f"==> serving http://{args.host}:{args.port}/")
-    return subprocess.call([sys.executable, "-m", "server", "--artifacts", out, "--web", str(REPO / "web" / "dist"),
-                            "--host", args.host, "--port", str(args.port)], cwd=REPO)
+    return subprocess.call(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--artifacts",
+            out,
+            "--web",
+            str(REPO / "web" / "dist"),
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+        ],
+        cwd=REPO,
+    )
 
 
 if __name__ == "__main__":

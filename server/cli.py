@@ -9,10 +9,15 @@ from pathlib import Path
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m server", description=__doc__.splitlines()[0])
-    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"),
-                        help="artifact folder written by the exporter (default: artifacts)")
-    parser.add_argument("--web", type=Path, default=Path("web/dist"),
-                        help="built web bundle served at / (default: web/dist)")
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        default=Path("artifacts"),
+        help="artifact folder written by the exporter (default: artifacts)",
+    )
+    parser.add_argument(
+        "--web", type=Path, default=Path("web/dist"), help="built web bundle served at / (default: web/dist)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])

@@ -22,18 +22,20 @@ NO_CACHE = "no-cache"
 
 # onnxruntime-web compiles WASM ('wasm-unsafe-eval') and may start workers from blob: URLs;
 # images are shown from object URLs; nothing ever loads from another origin.
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self' 'wasm-unsafe-eval'",
-    "worker-src 'self' blob:",
-    "connect-src 'self' blob: data:",
-    "img-src 'self' data: blob:",
-    "style-src 'self' 'unsafe-inline'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "worker-src 'self' blob:",
+        "connect-src 'self' blob: data:",
+        "img-src 'self' data: blob:",
+        "style-src 'self' 'unsafe-inline'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 
 # COOP + COEP make the page cross-origin isolated: SharedArrayBuffer, so multi-threaded WASM.
 SECURITY_HEADERS = {
@@ -131,14 +133,22 @@ class RangeFileResponse(FileResponse):
         return super()._parse_range_header(http_range, file_size)
 
 
-def file_response(path: Path, st: os.stat_result, request_headers: Headers, *, cache_control: str,
-                  etag: str | None = None, status_code: int = 200) -> Response:
+def file_response(
+    path: Path,
+    st: os.stat_result,
+    request_headers: Headers,
+    *,
+    cache_control: str,
+    etag: str | None = None,
+    status_code: int = 200,
+) -> Response:
     """A file (Range-aware), or 304 when If-None-Match names its ETag (default: Starlette's mtime+size tag)."""
     headers = {"cache-control": cache_control}
     if etag is not None:
         headers["etag"] = etag
-    response = RangeFileResponse(path, status_code=status_code, headers=headers, media_type=media_type(path.name),
-                                 stat_result=st)
+    response = RangeFileResponse(
+        path, status_code=status_code, headers=headers, media_type=media_type(path.name), stat_result=st
+    )
     if_none_match = request_headers.get("if-none-match")
     if status_code == 200 and if_none_match is not None and etag_matches(if_none_match, response.headers["etag"]):
         return NotModifiedResponse(response.headers)
@@ -171,15 +181,23 @@ class WebBundle(StaticFiles):
     async def get_response(self, path: str, scope: Scope) -> Response:
         if self.dist is None or not (self.dist / "index.html").is_file():
             if scope["method"] in ("GET", "HEAD") and path in (".", "index.html"):
-                return HTMLResponse(BUILD_HINT.format(dist=self.dist or "(none given)"), status_code=503,
-                                    headers={"cache-control": NO_CACHE})
+                return HTMLResponse(
+                    BUILD_HINT.format(dist=self.dist or "(none given)"),
+                    status_code=503,
+                    headers={"cache-control": NO_CACHE},
+                )
             raise HTTPException(status_code=404)
         return await super().get_response(path, scope)
 
-    def file_response(self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope,
-                      status_code: int = 200) -> Response:
+    def file_response(
+        self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
         assert self.dist is not None  # get_response returned early otherwise
         relative = Path(os.path.realpath(full_path)).relative_to(os.path.realpath(self.dist)).as_posix()
-        return file_response(Path(full_path), stat_result, Headers(scope=scope), status_code=status_code,
-                             cache_control=web_cache_control(relative))
-
+        return file_response(
+            Path(full_path),
+            stat_result,
+            Headers(scope=scope),
+            status_code=status_code,
+            cache_control=web_cache_control(relative),
+        )

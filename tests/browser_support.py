@@ -29,8 +29,15 @@ WEB = REPO / "web"
 ENGINE = WEB / "src" / "engine"
 RESULTS = REPO / "test-results"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # SwiftShader's software WebGPU adapter: correct but slow, so only tiny models go there.
 WEBGPU_ARGS = [*CHROMIUM_ARGS, "--enable-unsafe-webgpu"]
 VISION_MODELS = ("tiny-random-clip", "tiny-random-siglip", "tiny-random-align")
@@ -65,9 +72,25 @@ def run_engine_script(body: str) -> object:
         entry, bundle = Path(tmp) / "driver.mjs", Path(tmp) / "bundle.mjs"
         # The engine reads `self.location` only inside functions that these drivers do not call.
         entry.write_text(f"const print = (v) => {{ console.log(JSON.stringify(v)); process.exit(0); }};\n{body}\n")
-        build = subprocess.run(["npx", "rolldown", str(entry), "--format", "esm", "--platform", "node",
-                                "--external", "@mlc-ai/web-llm", "-o", str(bundle)],
-                               cwd=WEB, capture_output=True, text=True, timeout=120)
+        build = subprocess.run(
+            [
+                "npx",
+                "rolldown",
+                str(entry),
+                "--format",
+                "esm",
+                "--platform",
+                "node",
+                "--external",
+                "@mlc-ai/web-llm",
+                "-o",
+                str(bundle),
+            ],
+            cwd=WEB,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert build.returncode == 0, build.stderr[-3000:] + build.stdout[-3000:]
         run = subprocess.run(["node", str(bundle)], capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr[-3000:]
@@ -124,8 +147,10 @@ class ConsoleLog:
     errors: list[str] = field(default_factory=list)
 
     def attach(self, page) -> None:
-        page.on("console", lambda msg: self.errors.append(f"console.{msg.type}: {msg.text}")
-                if msg.type == "error" else None)
+        page.on(
+            "console",
+            lambda msg: self.errors.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None,
+        )
         page.on("pageerror", lambda err: self.errors.append(f"pageerror: {err}"))
 
     def assert_clean(self) -> None:
@@ -154,6 +179,7 @@ def lumen_url(vision_artifacts: Path, web_dist: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def playwright_instance():
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as pw:
         yield pw
 

@@ -22,8 +22,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 def run_cli(*args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
     """Runs `python -m exporter ...` from the repo root; returns the finished process."""
-    proc = subprocess.run([sys.executable, "-m", "exporter", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "exporter", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exporter {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc

@@ -35,8 +35,14 @@ FILE_SIZES = {
     "tokenizer.json": 4099,
     "onnx/empty.bin": 0,
 }
-LLM_INFO = {"context_length": 64, "num_layers": 2, "num_kv_heads": 1, "head_dim": 8, "vocab_size": 32,
-            "eos_token_ids": [2]}
+LLM_INFO = {
+    "context_length": 64,
+    "num_layers": 2,
+    "num_kv_heads": 1,
+    "head_dim": 8,
+    "vocab_size": 32,
+    "eos_token_ids": [2],
+}
 
 
 def commit_model(root: Path, model_id: str, files: dict[str, bytes]) -> None:
@@ -45,9 +51,15 @@ def commit_model(root: Path, model_id: str, files: dict[str, bytes]) -> None:
         for rest, data in files.items():
             staging.path(rest).write_bytes(data)
         onnx = next(rest for rest in files if rest.endswith(".onnx"))
-        staging.commit(variants={"q4": {"dtype": "q4", "files": {"model": onnx}}}, task="text-generation",
-                       family="llama", source="random bytes (server test)", trained=False,
-                       defaults={"wasm": "q4", "webgpu": "q4"}, llm=LLM_INFO)
+        staging.commit(
+            variants={"q4": {"dtype": "q4", "files": {"model": onnx}}},
+            task="text-generation",
+            family="llama",
+            source="random bytes (server test)",
+            trained=False,
+            defaults={"wasm": "q4", "webgpu": "q4"},
+            llm=LLM_INFO,
+        )
 
 
 def random_files(seed: int, sizes: dict[str, int] = FILE_SIZES) -> dict[str, bytes]:
@@ -135,8 +147,9 @@ class Reply:
     body: bytes
 
 
-def request(conn: http.client.HTTPConnection, path: str, headers: dict[str, str] | None = None,
-            method: str = "GET") -> Reply:
+def request(
+    conn: http.client.HTTPConnection, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+) -> Reply:
     """Sends `path` exactly as given (no client-side normalization of ../ or %-escapes)."""
     conn.putrequest(method, path, skip_accept_encoding=True)
     for name, value in (headers or {}).items():
@@ -151,8 +164,19 @@ def request(conn: http.client.HTTPConnection, path: str, headers: dict[str, str]
 def live_server(artifacts: Path, web: Path | None = None, timeout: float = 30) -> Iterator[tuple[str, int]]:
     """Runs `python -m server` on a free loopback port; yields (host, port)."""
     port = free_port()
-    args = [sys.executable, "-m", "server", "--artifacts", str(artifacts), "--host", "127.0.0.1",
-            "--port", str(port), "--log-level", "warning"]
+    args = [
+        sys.executable,
+        "-m",
+        "server",
+        "--artifacts",
+        str(artifacts),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     if web is not None:
         args += ["--web", str(web)]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -199,7 +223,7 @@ def download_by_ranges(host: str, port: int, path: str, size: int, chunk: int, s
             assert reply.status == 206, (path, start, reply.status)
             assert reply.headers["content-range"] == f"bytes {start}-{end}/{size}"
             assert len(reply.body) == end - start + 1
-            buffer[start:end + 1] = reply.body
+            buffer[start : end + 1] = reply.body
     finally:
         conn.close()
     return bytes(buffer)

@@ -12,8 +12,16 @@ from contract.manifest import REVISIONS_DIR, load_manifest, revision_dir
 from exporter.artifacts import STAGING_DIR, ArtifactStore, sha256_file
 from exporter.errors import ArtifactStoreError
 
-VISION = {"scoring": "softmax", "logit_scale": 100.0, "template": "a photo of a {}.", "image_size": 32,
-          "embed_dim": 8, "text_max_length": 77, "pad_to_max_length": False, "text_inputs": ["input_ids"]}
+VISION = {
+    "scoring": "softmax",
+    "logit_scale": 100.0,
+    "template": "a photo of a {}.",
+    "image_size": 32,
+    "embed_dim": 8,
+    "text_max_length": 77,
+    "pad_to_max_length": False,
+    "text_inputs": ["input_ids"],
+}
 
 
 def _commit(store: ArtifactStore, model_id: str, payload: bytes, extra: dict[str, bytes] | None = None):
@@ -24,10 +32,20 @@ def _commit(store: ArtifactStore, model_id: str, payload: bytes, extra: dict[str
         for rest, data in (extra or {}).items():
             staging.path(rest).write_bytes(data)
         return staging.commit(
-            variants={"fp32": {"dtype": "fp32", "files": {"vision_model": "onnx/vision_model.onnx",
-                                                          "text_model": "onnx/text_model.onnx"}}},
-            report="export-report.json", task="zero-shot-image-classification", family="clip", source="test",
-            trained=False, defaults={"wasm": "fp32"}, vision=VISION)
+            variants={
+                "fp32": {
+                    "dtype": "fp32",
+                    "files": {"vision_model": "onnx/vision_model.onnx", "text_model": "onnx/text_model.onnx"},
+                }
+            },
+            report="export-report.json",
+            task="zero-shot-image-classification",
+            family="clip",
+            source="test",
+            trained=False,
+            defaults={"wasm": "fp32"},
+            vision=VISION,
+        )
 
 
 def _assert_consistent(root: Path) -> None:
@@ -36,7 +54,7 @@ def _assert_consistent(root: Path) -> None:
     for entry in manifest.models:
         folder = revision_dir(root, entry)
         for f in entry.files:
-            path = folder / f.path[len(entry.id) + 1:]  # logical '<id>/<rest>'
+            path = folder / f.path[len(entry.id) + 1 :]  # logical '<id>/<rest>'
             assert path.stat().st_size == f.bytes
             assert sha256_file(path) == f.sha256
         assert (root / entry.id).resolve() == folder.resolve()

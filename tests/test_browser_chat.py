@@ -34,14 +34,24 @@ WEBGPU_LOGPROB_TOL = 1e-3
 
 # ---------------------------------------------------------------- pure logic, in Node
 
-LLM_INFO = {"context_length": 2048, "num_layers": 2, "num_kv_heads": 1, "head_dim": 8, "vocab_size": 32,
-            "eos_token_ids": [2]}
+LLM_INFO = {
+    "context_length": 2048,
+    "num_layers": 2,
+    "num_kv_heads": 1,
+    "head_dim": 8,
+    "vocab_size": 32,
+    "eos_token_ids": [2],
+}
 
 
 def mlc_build(quant: str, built: bool) -> dict:
-    return {"quantization": quant, "path": f"m/mlc/{quant}", "model_lib": f"m/mlc/{quant}/lib.wasm" if built else None,
-            "model_lib_status": "built" if built else "not built: mlc_llm is not installed",
-            "requires_shader_f16": quant in ("q4f16_1", "q0f16")}
+    return {
+        "quantization": quant,
+        "path": f"m/mlc/{quant}",
+        "model_lib": f"m/mlc/{quant}/lib.wasm" if built else None,
+        "model_lib_status": "built" if built else "not built: mlc_llm is not installed",
+        "requires_shader_f16": quant in ("q4f16_1", "q0f16"),
+    }
 
 
 def test_chat_path_selection_needs_a_compiled_library_webgpu_and_its_features():
@@ -51,12 +61,24 @@ def test_chat_path_selection_needs_a_compiled_library_webgpu_and_its_features():
         "no_webgpu": ({**LLM_INFO, "mlc": [mlc_build("q4f32_1", True)]}, False, [], False),
         "wasm_requested": ({**LLM_INFO, "mlc": [mlc_build("q4f32_1", True)]}, True, [], True),
         "f16_without_feature": ({**LLM_INFO, "mlc": [mlc_build("q4f16_1", True)]}, True, [], False),
-        "f32_on_software_gpu": ({**LLM_INFO, "mlc": [mlc_build("q4f16_1", True), mlc_build("q4f32_1", True)]},
-                                True, [], False),
-        "f16_preferred": ({**LLM_INFO, "mlc": [mlc_build("q4f32_1", True), mlc_build("q4f16_1", True)]},
-                          True, ["shader-f16"], False),
-        "only_uncompiled_f16_left": ({**LLM_INFO, "mlc": [mlc_build("q4f16_1", True), mlc_build("q4f32_1", False)]},
-                                     True, ["timestamp-query"], False),
+        "f32_on_software_gpu": (
+            {**LLM_INFO, "mlc": [mlc_build("q4f16_1", True), mlc_build("q4f32_1", True)]},
+            True,
+            [],
+            False,
+        ),
+        "f16_preferred": (
+            {**LLM_INFO, "mlc": [mlc_build("q4f32_1", True), mlc_build("q4f16_1", True)]},
+            True,
+            ["shader-f16"],
+            False,
+        ),
+        "only_uncompiled_f16_left": (
+            {**LLM_INFO, "mlc": [mlc_build("q4f16_1", True), mlc_build("q4f32_1", False)]},
+            True,
+            ["timestamp-query"],
+            False,
+        ),
     }
     plans = run_engine_script(f"""
 import {{ planChatPath }} from "{ENGINE}/webllm.ts";
@@ -70,8 +92,14 @@ for (const [name, [llm, hasGpu, features, wasm]] of Object.entries(cases)) {{
 print(out);
 """)
     ort = {name: p["reason"] for name, p in plans.items() if p["path"] == "onnxruntime-web"}
-    assert set(ort) == {"no_builds", "not_compiled", "no_webgpu", "wasm_requested", "f16_without_feature",
-                        "only_uncompiled_f16_left"}
+    assert set(ort) == {
+        "no_builds",
+        "not_compiled",
+        "no_webgpu",
+        "wasm_requested",
+        "f16_without_feature",
+        "only_uncompiled_f16_left",
+    }
     assert "no MLC model library was compiled" in ort["not_compiled"]
     assert "mlc_llm is not installed" in ort["not_compiled"]
     assert "requestAdapter() returned null" in ort["no_webgpu"]
@@ -168,15 +196,18 @@ def pack_nbits(codes: np.ndarray, bits: int) -> np.ndarray:
 def nbits_node(rng, name: str, x: str, out: str, k: int, n: int, bits: int, zp: str, inits: list) -> onnx.NodeProto:
     """A MatMulNBits node with random codes/scales; zp: "uint8", "float" or "none". Returns the node."""
     from onnx import helper, numpy_helper
+
     block = 32
     kb = -(-k // block)
-    codes = rng.integers(0, 2 ** bits, size=(n, kb, block))
-    codes[:, -1, k - (kb - 1) * block:] = 0  # padding past K
-    inits += [numpy_helper.from_array(pack_nbits(codes, bits), f"{name}.B"),
-              numpy_helper.from_array(rng.uniform(0.01, 0.1, size=(n, kb)).astype(np.float32), f"{name}.scales")]
+    codes = rng.integers(0, 2**bits, size=(n, kb, block))
+    codes[:, -1, k - (kb - 1) * block :] = 0  # padding past K
+    inits += [
+        numpy_helper.from_array(pack_nbits(codes, bits), f"{name}.B"),
+        numpy_helper.from_array(rng.uniform(0.01, 0.1, size=(n, kb)).astype(np.float32), f"{name}.scales"),
+    ]
     inputs = [x, f"{name}.B", f"{name}.scales"]
     if zp == "uint8":
-        z = rng.integers(0, 2 ** bits, size=(n, kb))
+        z = rng.integers(0, 2**bits, size=(n, kb))
         if bits == 4:
             z = np.pad(z, ((0, 0), (0, kb % 2)))
             z = z[:, 0::2] | (z[:, 1::2] << 4)
@@ -185,14 +216,25 @@ def nbits_node(rng, name: str, x: str, out: str, k: int, n: int, bits: int, zp: 
     elif zp == "float":
         inits.append(numpy_helper.from_array(rng.uniform(0, 15, size=(n, kb)).astype(np.float32), f"{name}.zp"))
         inputs.append(f"{name}.zp")
-    return helper.make_node("MatMulNBits", inputs, [out], domain="com.microsoft", name=name, K=k, N=n, bits=bits,
-                            block_size=block, accuracy_level=0)
+    return helper.make_node(
+        "MatMulNBits",
+        inputs,
+        [out],
+        domain="com.microsoft",
+        name=name,
+        K=k,
+        N=n,
+        bits=bits,
+        block_size=block,
+        accuracy_level=0,
+    )
 
 
 def test_matmulnbits_dequantized_once_computes_what_onnxruntime_computes(tmp_path):
     """The WASM load-time rewrite (onnx_dequant.ts), run in Node, checked by Python onnxruntime."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
+
     rng = np.random.default_rng(0)
     k, n = 80, 24  # 2.5 blocks of 32: a padded last block
     inits: list = []
@@ -241,6 +283,7 @@ print({{ nodes: result.nodes, matmuls: result.matmuls }});
 
 
 # ---------------------------------------------------------------- the real model in Chromium
+
 
 def manifest_entry(root: Path, model_id: str) -> dict:
     manifest = json.loads((root / "manifest.json").read_text())
@@ -313,13 +356,18 @@ def test_smollm2_greedy_in_the_browser_matches_native_onnxruntime(smollm2_page, 
     assert load["llm"]["path"] == "onnxruntime-web" and load["llm"]["variant"] == variant
     assert "no MLC model library was compiled" in load["llm"]["pathReason"]
 
-    got = page.evaluate("""(messages) => window.engine.chat.completions.create(
-        { messages, max_tokens: %d, temperature: 0, logprobs: true })""" % PARITY_TOKENS, PROMPT)
+    got = page.evaluate(
+        """(messages) => window.engine.chat.completions.create(
+        { messages, max_tokens: %d, temperature: 0, logprobs: true })"""
+        % PARITY_TOKENS,
+        PROMPT,
+    )
     choice = got["choices"][0]
     assert got["object"] == "chat.completion" and got["model"] == SMOLLM2 and got["id"].startswith("chatcmpl-")
 
     # Prompt: the chat template as transformers renders it from the same tokenizer files.
     from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(chat_root / SMOLLM2)
     expected_prompt = list(tokenizer.apply_chat_template(PROMPT, add_generation_prompt=True))
     assert got["prompt_token_ids"] == expected_prompt
@@ -328,6 +376,7 @@ def test_smollm2_greedy_in_the_browser_matches_native_onnxruntime(smollm2_page, 
     # step by step as the browser runs it (fp32 compute, like WASM). A single forced pass would not
     # do: dynamic int8 quantizes each step's activations with that step's own scale.
     from exporter.onnx_decoder import OnnxDecoder
+
     decoder = OnnxDecoder(fp32_compute_copy(model_file, tmp_path))
     native, native_logp = native_greedy(decoder, expected_prompt, PARITY_TOKENS)
     browser_ids = choice["token_ids"]
@@ -336,13 +385,14 @@ def test_smollm2_greedy_in_the_browser_matches_native_onnxruntime(smollm2_page, 
         assert browser_ids[-1] in eos
     else:
         assert choice["finish_reason"] == "length" and len(browser_ids) == PARITY_TOKENS
-    assert browser_ids == native[:len(browser_ids)]
+    assert browser_ids == native[: len(browser_ids)]
     browser_logp = np.array([lp["logprob"] for lp in choice["logprobs"]["content"]])
-    assert np.abs(browser_logp - native_logp[:len(browser_ids)]).max() < LOGPROB_TOL
+    assert np.abs(browser_logp - native_logp[: len(browser_ids)]).max() < LOGPROB_TOL
 
     # Text and usage.
     assert choice["message"]["content"] == tokenizer.decode(
-        [t for t in browser_ids if t not in eos], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        [t for t in browser_ids if t not in eos], skip_special_tokens=True, clean_up_tokenization_spaces=False
+    )
     assert "Paris" in choice["message"]["content"]
     usage = got["usage"]
     assert usage["prompt_tokens"] == len(expected_prompt) and usage["completion_tokens"] == len(browser_ids)
@@ -383,11 +433,14 @@ def test_streaming_yields_the_same_text_and_tokens_as_one_call(smollm2_page):
 @pytest.mark.slow
 def test_seeded_sampling_replays_in_the_browser(smollm2_page):
     page, log, _ = smollm2_page
-    ids = page.evaluate("""async (messages) => {
+    ids = page.evaluate(
+        """async (messages) => {
       const run = async (seed) => (await window.engine.chat.completions.create(
           { messages, max_tokens: 12, temperature: 1.0, top_p: 0.95, seed })).choices[0].token_ids;
       return [await run(42), await run(42), await run(7)];
-    }""", [{"role": "user", "content": "Tell me a story about a dragon."}])
+    }""",
+        [{"role": "user", "content": "Tell me a story about a dragon."}],
+    )
     assert ids[0] == ids[1]
     assert ids[0] != ids[2]
     log.assert_clean()
@@ -443,6 +496,7 @@ def test_abort_mid_stream_stops_generation_promptly(smollm2_page, how):
 
 # ---------------------------------------------------------------- WebGPU (SwiftShader) vs WASM, tiny model
 
+
 @pytest.fixture(scope="module")
 def tiny_url(shared_artifacts, web_dist) -> Iterator[str]:
     shared_artifacts.llm(TINY)
@@ -482,6 +536,7 @@ def test_tiny_llm_on_webgpu_matches_wasm(browser, webgpu_browser, tiny_url):
 
 
 # ---------------------------------------------------------------- the Chat tab
+
 
 @pytest.mark.browser
 @pytest.mark.slow

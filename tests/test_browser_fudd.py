@@ -31,8 +31,12 @@ OUTPUTS = [  # (a, b, LLM output): SmolLM2-135M outputs seen while tuning the pr
     ("apple", "orange", "yellow skin | green skin\noval with pointed ends | thin smooth peel"),
     ("owl", "parrot", "owls | parrots"),
     ("golden retriever", "labrador", "golden retriever with a black nose | labrador with a black nose"),
-    ("cat", "dog", "Sure! Here are the lines:\r\n1. cat: pointy ears | dog: floppy ears.\n- with long whiskers | "
-     "with a wet nose\n\n* small | small\n2) naïve façade | déjà vu\u2028narrow face | wide face\nextra | beyond n"),
+    (
+        "cat",
+        "dog",
+        "Sure! Here are the lines:\r\n1. cat: pointy ears | dog: floppy ears.\n- with long whiskers | "
+        "with a wet nose\n\n* small | small\n2) naïve façade | déjà vu\u2028narrow face | wide face\nextra | beyond n",
+    ),
     ("odd {b} label", "dog", "• x | y\n12. 42 | 43\n" + " ".join(["word"] * 11) + " | short"),
 ]
 
@@ -63,13 +67,25 @@ def test_rerank_matches_python(scoring, k):
     labels = ["cat", "dog", "fox", "owl", "bee", "elk"]
     vocab = [f"text {i}" for i in range(12)]
     embeds = {t: rng.normal(size=16).astype(np.float32) for t in vocab + [f"a photo of a {c}." for c in labels]}
-    pairs = {(a, b): ([vocab[(i * 3 + j) % 12], vocab[(i + j) % 12]], [vocab[(i * j + 5) % 12]])
-             for i, a in enumerate(labels) for j, b in enumerate(labels) if a != b}
+    pairs = {
+        (a, b): ([vocab[(i * 3 + j) % 12], vocab[(i + j) % 12]], [vocab[(i * j + 5) % 12]])
+        for i, a in enumerate(labels)
+        for j, b in enumerate(labels)
+        if a != b
+    }
     image = rng.normal(size=16)
     image = (image / np.linalg.norm(image)).astype(np.float32)
-    info = VisionInfo(scoring=scoring, logit_scale=30.0, logit_bias=-3.0 if scoring == "sigmoid" else 0.0,
-                      template="a photo of a {}.", image_size=32, embed_dim=16, text_max_length=77,
-                      pad_to_max_length=False, text_inputs=["input_ids"])
+    info = VisionInfo(
+        scoring=scoring,
+        logit_scale=30.0,
+        logit_bias=-3.0 if scoring == "sigmoid" else 0.0,
+        template="a photo of a {}.",
+        image_size=32,
+        embed_dim=16,
+        text_max_length=77,
+        pad_to_max_length=False,
+        text_inputs=["input_ids"],
+    )
     first = rng.dirichlet(np.ones(len(labels)))
 
     def embed(texts):
@@ -88,8 +104,9 @@ const result = await rerank(Float32Array.from({json.dumps(image.tolist())}), fir
 print(result);
 """)
     assert [r["label"] for r in got["reranked"]] == [s.label for s in want.reranked]
-    np.testing.assert_allclose([r["score"] for r in got["reranked"]], [s.score for s in want.reranked],
-                               atol=1e-4, rtol=0)
+    np.testing.assert_allclose(
+        [r["score"] for r in got["reranked"]], [s.score for s in want.reranked], atol=1e-4, rtol=0
+    )
     assert got["descriptions"] == want.descriptions
     assert len(want.reranked) == k
 
@@ -125,8 +142,17 @@ SCORE_TOL = 1e-4
 IMAGES = fixed_images()
 URLS = [data_url(png_bytes(img)) for img in IMAGES]
 LABELS = ["cat", "dog", "fox", "owl", "bee", "elk"]
-FEATURES = ["striped fur", "long ears", "a bushy tail", "big round eyes", "yellow wings", "antlers", "a wet nose",
-            "black spots", "a short snout"]
+FEATURES = [
+    "striped fur",
+    "long ears",
+    "a bushy tail",
+    "big round eyes",
+    "yellow wings",
+    "antlers",
+    "a wet nose",
+    "black spots",
+    "a short snout",
+]
 
 
 def given_pairs() -> list[dict]:
@@ -135,14 +161,22 @@ def given_pairs() -> list[dict]:
     pairs the test images need). Pairs are written in both label orders."""
     out = []
     for i, a in enumerate(LABELS):
-        for j, b in enumerate(LABELS[i + 1:], start=i + 1):
+        for j, b in enumerate(LABELS[i + 1 :], start=i + 1):
             if (i + j) % 5 == 0:
                 continue
             n = 1 + (i * j) % 3
-            pairs = [[f"a photo of a {a}, with {FEATURES[(i + j + m) % 9]}.", f"a photo of a {b}, with {FEATURES[(i * j + m) % 9]}."]
-                     for m in range(n)]
-            out.append({"labels": [a, b], "pairs": pairs} if (i + j) % 2 else
-                       {"labels": [b, a], "pairs": [[y, x] for x, y in pairs]})
+            pairs = [
+                [
+                    f"a photo of a {a}, with {FEATURES[(i + j + m) % 9]}.",
+                    f"a photo of a {b}, with {FEATURES[(i * j + m) % 9]}.",
+                ]
+                for m in range(n)
+            ]
+            out.append(
+                {"labels": [a, b], "pairs": pairs}
+                if (i + j) % 2
+                else {"labels": [b, a], "pairs": [[y, x] for x, y in pairs]}
+            )
     return out
 
 
@@ -166,10 +200,14 @@ def open_app(page, url: str, query: str = "autoload=0") -> None:
 
 
 def load_models(page, chat: bool) -> None:
-    page.evaluate("""async (chat) => {
+    page.evaluate(
+        """async (chat) => {
       await window.engine.load({ clip: "%s" }, { variant: "fp32", runtime: "wasm" });
       if (chat) await window.engine.loadChat("%s", { runtime: "wasm" });
-    }""" % (CLIP, LLM), chat)
+    }"""
+        % (CLIP, LLM),
+        chat,
+    )
 
 
 CLASSIFY_JS = """async ([urls, labels, fudd]) => {
@@ -207,11 +245,13 @@ def test_given_descriptions_rerank_as_python_does(fudd_root, fudd_url, page_and_
     assert got["k"] == k and got["llm"] is None and got["llmCalls"] == 0
     for browser, ref in zip(got["images"], want):
         assert [s["label"] for s in browser["firstPass"]] == [s.label for s in ref.first_pass]
-        np.testing.assert_allclose([s["score"] for s in browser["firstPass"]], [s.score for s in ref.first_pass],
-                                   atol=SCORE_TOL, rtol=0)
+        np.testing.assert_allclose(
+            [s["score"] for s in browser["firstPass"]], [s.score for s in ref.first_pass], atol=SCORE_TOL, rtol=0
+        )
         assert [s["label"] for s in browser["reranked"]] == [s.label for s in ref.reranked]
-        np.testing.assert_allclose([s["score"] for s in browser["reranked"]], [s.score for s in ref.reranked],
-                                   atol=SCORE_TOL, rtol=0)
+        np.testing.assert_allclose(
+            [s["score"] for s in browser["reranked"]], [s.score for s in ref.reranked], atol=SCORE_TOL, rtol=0
+        )
         assert browser["descriptions"] == ref.descriptions
         # The order is meaningful only where neighbours differ by more than the tolerance.
         scores = [s.score for s in ref.reranked]
@@ -219,7 +259,9 @@ def test_given_descriptions_rerank_as_python_does(fudd_root, fudd_url, page_and_
     # Fallbacks: the same class pairs, counted the same way; some pairs really have descriptions.
     reports = {tuple(p["labels"]): p for p in got["pairs"]}
     assert set(reports) == set(describer.outcomes)
-    assert {key for key, p in reports.items() if p["fallback"]} == {key for key, o in describer.outcomes.items() if o.fallback}
+    assert {key for key, p in reports.items() if p["fallback"]} == {
+        key for key, o in describer.outcomes.items() if o.fallback
+    }
     assert got["fallbacks"] == describer.fallbacks and 0 < describer.fallbacks < len(reports)
     # The descriptions changed something: some image's candidates were reordered.
     assert any([s.label for s in r.reranked] != [s.label for s in r.first_pass[:k]] for r in want)
@@ -229,18 +271,22 @@ def test_given_descriptions_rerank_as_python_does(fudd_root, fudd_url, page_and_
     # The explorer: given descriptions of one class ranked by mean cosine with the images, as Python computes it.
     # ("long ears" is left out: on this random model it ties "striped fur" within 6e-5.)
     texts = [f"a photo of a fox, with {f}." for f in FEATURES if f != "long ears"]
-    explained = page.evaluate("(args) => window.engine.explainClass(args)",
-                              {"label": "fox", "images": URLS, "descriptions": texts})
+    explained = page.evaluate(
+        "(args) => window.engine.explainClass(args)", {"label": "fox", "images": URLS, "descriptions": texts}
+    )
     mean_cos = (vision.embed_texts(texts) @ images.T).mean(axis=1)  # [T]
     order = sorted(range(len(texts)), key=lambda i: -mean_cos[i])
     assert np.diff(mean_cos[order]).max() < -SCORE_TOL  # neighbours far enough apart for the order to mean something
     assert [d["text"] for d in explained["descriptions"]] == [texts[i] for i in order]
-    np.testing.assert_allclose([d["cosine"] for d in explained["descriptions"]], mean_cos[order], atol=SCORE_TOL, rtol=0)
+    np.testing.assert_allclose(
+        [d["cosine"] for d in explained["descriptions"]], mean_cos[order], atol=SCORE_TOL, rtol=0
+    )
     template_cos = (vision.embed_texts([apply_template(info.template, "fox")]) @ images.T).mean()
     assert explained["template"]["cosine"] == pytest.approx(float(template_cos), abs=SCORE_TOL)
     assert explained["llmCalls"] == 0 and explained["llm"] is None
 
-    errors = page.evaluate("""async (urls) => {
+    errors = page.evaluate(
+        """async (urls) => {
       const name = (p) => p.then(() => "no error", (err) => `${err.name}|${err.fix ? "fix" : ""}`);
       const e = window.engine;
       return {
@@ -249,9 +295,15 @@ def test_given_descriptions_rerank_as_python_does(fudd_root, fudd_url, page_and_
         badGiven: await name(e.classify({ images: urls, labels: ["cat", "dog"], fudd: { descriptions: [{ labels: ["cat"] }] } })),
         explainNothing: await name(e.explainClass({ label: "cat", images: urls })),
       };
-    }""", URLS[:1])
-    assert errors == {"noChat": "ModelNotLoadedError|fix", "badK": "InvalidRequestError|",
-                      "badGiven": "InvalidRequestError|", "explainNothing": "InvalidRequestError|"}
+    }""",
+        URLS[:1],
+    )
+    assert errors == {
+        "noChat": "ModelNotLoadedError|fix",
+        "badK": "InvalidRequestError|",
+        "badGiven": "InvalidRequestError|",
+        "explainNothing": "InvalidRequestError|",
+    }
     log.assert_clean()
 
 
@@ -308,7 +360,10 @@ def test_llm_descriptions_match_python_greedy_and_are_cached_offline(fudd_root, 
         assert (a, b) == tuple(sorted((a, b)))
         first_texts, second_texts = describer(a, b)
         assert (report["first"], report["second"], report["fallback"]) == (
-            first_texts, second_texts, describer.outcomes[(a, b)].fallback)
+            first_texts,
+            second_texts,
+            describer.outcomes[(a, b)].fallback,
+        )
     assert first["fallbacks"] == describer.fallbacks
     assert not errors, errors
 
@@ -319,8 +374,13 @@ def test_ask_the_llm_toggle_shows_both_rankings_and_the_explorer(fudd_url, page_
     open_app(page, fudd_url, f"model={CLIP}&variant=fp32&runtime=wasm&chat={LLM}")
     page.wait_for_selector(f"body[data-model='{CLIP}']")
     labels, k = LABELS[:4], 3
-    page.set_input_files("#classify-files", files=[
-        {"name": f"image{i}.png", "mimeType": "image/png", "buffer": png_bytes(img)} for i, img in enumerate(IMAGES[:2])])
+    page.set_input_files(
+        "#classify-files",
+        files=[
+            {"name": f"image{i}.png", "mimeType": "image/png", "buffer": png_bytes(img)}
+            for i, img in enumerate(IMAGES[:2])
+        ],
+    )
     page.fill("#labels", "\n".join(labels))
     page.check("#fudd-toggle")
     page.fill("#fudd-k", str(k))
@@ -335,13 +395,20 @@ def test_ask_the_llm_toggle_shows_both_rankings_and_the_explorer(fudd_url, page_
 
     cards = page.locator(".fudd-card")
     assert cards.count() == 2
-    shown = [{p: cards.nth(i).locator(f"[data-pass='{p}'] .bar").evaluate_all("rows => rows.map((r) => r.dataset.label)")
-              for p in ("first", "reranked")} for i in range(2)]
+    shown = [
+        {
+            p: cards.nth(i).locator(f"[data-pass='{p}'] .bar").evaluate_all("rows => rows.map((r) => r.dataset.label)")
+            for p in ("first", "reranked")
+        }
+        for i in range(2)
+    ]
     # What the page shows is what the engine computes (a second call: answered from the cache).
     direct = page.evaluate(CLASSIFY_JS, [URLS[:2], labels, {"k": k}])["result"]
     assert direct["llmCalls"] == 0
-    assert shown == [{"first": [s["label"] for s in im["candidates"]], "reranked": [s["label"] for s in im["reranked"]]}
-                     for im in direct["images"]]
+    assert shown == [
+        {"first": [s["label"] for s in im["candidates"]], "reranked": [s["label"] for s in im["reranked"]]}
+        for im in direct["images"]
+    ]
     statuses = page.evaluate("window.fuddStatus")
     total = len(direct["pairs"])
     assert f"Writing descriptions: {total} / {total} class pairs" in " ".join(statuses), statuses
@@ -375,10 +442,13 @@ def test_smollm2_writes_usable_descriptions_as_python_does(smollm2_root, fudd_ur
     root = smollm2_root
     page, log = page_and_log
     open_app(page, fudd_url)
-    page.evaluate("""async () => {
+    page.evaluate(
+        """async () => {
       await window.engine.load({ clip: "%s" }, { variant: "fp32", runtime: "wasm" });
       await window.engine.loadChat("smollm2", { runtime: "wasm" });
-    }""" % CLIP)
+    }"""
+        % CLIP
+    )
     labels = ["cat", "dog", "horse"]
     got = page.evaluate(CLASSIFY_JS, [URLS[:1], labels, {"k": 3}])["result"]
 
@@ -396,8 +466,13 @@ def test_smollm2_writes_usable_descriptions_as_python_does(smollm2_root, fudd_ur
         assert report["raw"] == want.text
         first_texts, second_texts = describer(a, b)
         assert (report["first"], report["second"], report["fallback"]) == (
-            first_texts, second_texts, describer.outcomes[(a, b)].fallback)
-        assert [tuple(f) for f in report["features"]] == PROMPT.parse(want.text, a, b, PROMPT.pairs_per_class_pair).pairs
+            first_texts,
+            second_texts,
+            describer.outcomes[(a, b)].fallback,
+        )
+        assert [tuple(f) for f in report["features"]] == PROMPT.parse(
+            want.text, a, b, PROMPT.pairs_per_class_pair
+        ).pairs
     assert got["fallbacks"] == describer.fallbacks < 3  # SmolLM2 writes usable lines for some pairs
     candidates = [s["label"] for s in got["images"][0]["candidates"]]
     assert got["images"][0]["descriptions"] == class_descriptions(candidates, describer, template)

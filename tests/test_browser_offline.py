@@ -53,6 +53,7 @@ SCORE_TOL = 1e-7
 
 # ---------------------------------------------------------------- the recording, cutting proxy
 
+
 @dataclass
 class Hit:
     method: str
@@ -87,7 +88,9 @@ class CuttingProxy:
         lines = head.decode("latin-1").split("\r\n")
         method, target, _ = lines[0].split(" ", 2)
         headers = [line for line in lines[1:] if not line.lower().startswith(("connection:", "keep-alive:"))]
-        byte_range = next((line.split(":", 1)[1].strip() for line in headers if line.lower().startswith("range:")), None)
+        byte_range = next(
+            (line.split(":", 1)[1].strip() for line in headers if line.lower().startswith("range:")), None
+        )
         path = urlsplit(target).path
         with self.lock:
             self.hits.append(Hit(method, path, byte_range))
@@ -114,7 +117,7 @@ class CuttingProxy:
                 client.sendall(response_head + b"\r\n\r\n")
                 body_sent = 0
             if cut is not None and body_sent + len(chunk) >= cut:
-                client.sendall(chunk[:cut - body_sent])
+                client.sendall(chunk[: cut - body_sent])
                 self.count(path, cut - body_sent)
                 time.sleep(0.3)  # let the browser read what it got, then drop the connection
                 client.shutdown(socket.SHUT_RDWR)
@@ -152,6 +155,7 @@ def proxy_in_front(upstream_port: int, port: int = 0) -> Iterator[tuple[CuttingP
 
 
 # ---------------------------------------------------------------- fixtures and page helpers
+
 
 @pytest.fixture(scope="module")
 def offline_root(shared_artifacts) -> Path:
@@ -195,7 +199,8 @@ class Session:
 
     def opfs_file(self, sha: str, folder: str = "files") -> bytes | None:
         """A file of the OPFS model cache (lumen-models/<folder>/<sha>), or None when absent."""
-        got = self.page.evaluate("""async ([folder, name]) => {
+        got = self.page.evaluate(
+            """async ([folder, name]) => {
           let file;
           try {
             const root = await (await navigator.storage.getDirectory()).getDirectoryHandle("lumen-models");
@@ -210,7 +215,9 @@ class Session:
             reader.readAsDataURL(file);
           });
           return url.slice(url.indexOf(",") + 1);
-        }""", [folder, sha])
+        }""",
+            [folder, sha],
+        )
         return None if got is None else base64.b64decode(got)
 
 
@@ -277,13 +284,17 @@ def assert_same_scores(got: list, want: list) -> None:
 
 
 def load_error(page, id_: str) -> dict:
-    return page.evaluate("""async (id) => {
+    return page.evaluate(
+        """async (id) => {
       try { await window.engine.load({ clip: id }, { runtime: "wasm" }); return null; }
       catch (err) { return { name: err.name, message: err.message, fix: err.fix ?? "" }; }
-    }""", id_)
+    }""",
+        id_,
+    )
 
 
 # ---------------------------------------------------------------- tests
+
 
 def precache_list(dist: Path) -> dict:
     """The {version, files} object vite.config.ts wrote into sw.js."""
@@ -340,8 +351,11 @@ def test_after_one_visit_classify_and_chat_work_offline_with_the_same_results(of
     # Zero requests to any other origin: page, engine worker, service worker (its precache included).
     assert any("/models/" in u for u in s.requests), "the engine worker's requests were not recorded"
     assert s.sw_requests, "the service worker's own requests were not recorded"
-    foreign = [u for u in s.requests + s.sw_requests
-               if not u.startswith(s.origin + "/") and not u.startswith(("data:", "blob:"))]
+    foreign = [
+        u
+        for u in s.requests + s.sw_requests
+        if not u.startswith(s.origin + "/") and not u.startswith(("data:", "blob:"))
+    ]
     assert foreign == []
     s.log.errors = [e for e in s.log.errors if "ERR_INTERNET_DISCONNECTED" not in e]
     s.log.assert_clean()
@@ -452,8 +466,9 @@ def test_storage_tab_lists_sizes_deletes_models_and_quota_is_checked(offline_roo
         # WebLLM's files (MLC build) through the same verified cache, then served by the service worker.
         mlc = manifest_entry(offline_root, LLM)["llm"]["mlc"][0]["path"]
         mlc_files = [f for f in manifest_entry(offline_root, LLM)["files"] if f["path"].startswith(mlc + "/")]
-        s.page.evaluate("([id, paths]) => window.engine.storage.cacheFiles(id, paths)",
-                        [LLM, [f["path"] for f in mlc_files]])
+        s.page.evaluate(
+            "([id, paths]) => window.engine.storage.cacheFiles(id, paths)", [LLM, [f["path"] for f in mlc_files]]
+        )
         s.wait_for_service_worker()
 
         report = s.page.evaluate("window.engine.storage.report()")
@@ -472,7 +487,8 @@ def test_storage_tab_lists_sizes_deletes_models_and_quota_is_checked(offline_roo
         shard = next(f for f in mlc_files if f["path"].endswith(".bin"))
     # Server gone: WebLLM's URL (no ?sha256=) is answered from the verified cache by the service worker.
     s.context.set_offline(True)
-    got = s.page.evaluate("""async (path) => {
+    got = s.page.evaluate(
+        """async (path) => {
       const r = await fetch('/models/' + path);
       const blob = await r.blob();
       const url = await new Promise((resolve) => {
@@ -481,7 +497,9 @@ def test_storage_tab_lists_sizes_deletes_models_and_quota_is_checked(offline_roo
         reader.readAsDataURL(blob);
       });
       return { status: r.status, base64: url.slice(url.indexOf(",") + 1) };
-    }""", shard["path"])
+    }""",
+        shard["path"],
+    )
     assert got["status"] == 200
     assert base64.b64decode(got["base64"]) == (offline_root / shard["path"]).read_bytes()
 

@@ -53,11 +53,17 @@ def test_classify_by_clicking(lumen_url, page_and_log, tmp_path):
     for i in range(3):
         bars = cards.nth(i).locator(".bar")
         assert bars.count() == len(LABELS)
-        shown.append([(bars.nth(j).get_attribute("data-label"), float(bars.nth(j).get_attribute("data-score")))
-                      for j in range(len(LABELS))])
+        shown.append(
+            [
+                (bars.nth(j).get_attribute("data-label"), float(bars.nth(j).get_attribute("data-score")))
+                for j in range(len(LABELS))
+            ]
+        )
     # The bars are what the engine computes for the same files, ranked best first (softmax: sum 1).
-    expected = page.evaluate("""async ([urls, labels]) => await window.engine.classify({images: urls, labels})""",
-                             [[data_url(p.read_bytes()) for p in files], LABELS])
+    expected = page.evaluate(
+        """async ([urls, labels]) => await window.engine.classify({images: urls, labels})""",
+        [[data_url(p.read_bytes()) for p in files], LABELS],
+    )
     for bars, want in zip(shown, expected):
         assert [label for label, _ in bars] == [w["label"] for w in want]
         assert all(abs(score - w["score"]) < 1e-12 for (_, score), w in zip(bars, want))
@@ -82,15 +88,19 @@ def test_search_a_folder_by_clicking(lumen_url, page_and_log, tmp_path):
     page.click("#search-run")
     expect(page.locator("#search-results .thumb")).to_have_count(6, timeout=120_000)
     thumbs = page.locator("#search-results .thumb")
-    ranked = [(thumbs.nth(i).get_attribute("data-path"), float(thumbs.nth(i).get_attribute("data-score")))
-              for i in range(6)]
+    ranked = [
+        (thumbs.nth(i).get_attribute("data-path"), float(thumbs.nth(i).get_attribute("data-score"))) for i in range(6)
+    ]
     assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
     # The ranking is cosine similarity of the engine's own embeddings.
-    cosines = page.evaluate("""async ([urls, query]) => {
+    cosines = page.evaluate(
+        """async ([urls, query]) => {
         const images = await window.engine.embedImages(urls);
         const [text] = await window.engine.embedTexts([query]);
         return images.map((e) => e.reduce((s, v, i) => s + v * text[i], 0));
-    }""", [[data_url(p.read_bytes()) for p in files], "a striped pattern"])
+    }""",
+        [[data_url(p.read_bytes()) for p in files], "a striped pattern"],
+    )
     by_name = {f"album/{p.name}": c for p, c in zip(files, cosines)}
     assert {path for path, _ in ranked} == set(by_name)
     assert all(abs(score - by_name[path]) < 1e-5 for path, score in ranked)

@@ -61,13 +61,20 @@ def _check_against_python(result: dict, ref: VisionModel, tol: float) -> None:
     pixels = ref.pixel_values(IMAGES)
     for got, want in zip(result["pixels"], pixels):
         assert (got["height"], got["width"]) == want.shape[1:]
-        np.testing.assert_allclose(np.array(got["data"]).reshape(want.shape), want, atol=1e-6, rtol=0,
-                                   err_msg=f"{family}: pixel_values differ from the HF processor")
+        np.testing.assert_allclose(
+            np.array(got["data"]).reshape(want.shape),
+            want,
+            atol=1e-6,
+            rtol=0,
+            err_msg=f"{family}: pixel_values differ from the HF processor",
+        )
     image_ref = ref.embed_images(IMAGES)
-    np.testing.assert_allclose(np.array(result["images"]), image_ref, atol=tol, rtol=0,
-                               err_msg=f"{family}: image embeddings")
-    np.testing.assert_allclose(np.array(result["texts"]), ref.embed_texts(TEXTS), atol=tol, rtol=0,
-                               err_msg=f"{family}: text embeddings")
+    np.testing.assert_allclose(
+        np.array(result["images"]), image_ref, atol=tol, rtol=0, err_msg=f"{family}: image embeddings"
+    )
+    np.testing.assert_allclose(
+        np.array(result["texts"]), ref.embed_texts(TEXTS), atol=tol, rtol=0, err_msg=f"{family}: text embeddings"
+    )
     info = ref.info
     label_ref = ref.embed_texts([apply_template(info.template, label) for label in LABELS])
     want_logits = info.logit_scale * image_ref @ label_ref.T + info.logit_bias  # [images, labels]
@@ -78,10 +85,12 @@ def _check_against_python(result: dict, ref: VisionModel, tol: float) -> None:
     for ranked, logits, scores in zip(result["classified"], want_logits, want_scores):
         got = {r["label"]: r for r in ranked}
         assert [r["score"] for r in ranked] == sorted((r["score"] for r in ranked), reverse=True), "not best first"
-        np.testing.assert_allclose([got[label]["logit"] for label in LABELS], logits, atol=tol, rtol=0,
-                                   err_msg=f"{family}: logits")
-        np.testing.assert_allclose([got[label]["score"] for label in LABELS], scores, atol=tol, rtol=0,
-                                   err_msg=f"{family}: scores")
+        np.testing.assert_allclose(
+            [got[label]["logit"] for label in LABELS], logits, atol=tol, rtol=0, err_msg=f"{family}: logits"
+        )
+        np.testing.assert_allclose(
+            [got[label]["score"] for label in LABELS], scores, atol=tol, rtol=0, err_msg=f"{family}: scores"
+        )
 
 
 @pytest.mark.browser
@@ -133,7 +142,8 @@ def test_named_errors(lumen_url, page_and_log):
             })(),
             crossOrigin: await name(e.embedImages(["https://example.com/cat.png"])),
           };
-        }""")
+        }"""
+    )
     assert errors == {
         "notFound": "ModelNotFoundError|fix",
         "tooLarge": "ModelTooLargeError|fix",
@@ -171,14 +181,38 @@ def test_pil_resize_is_bit_exact_for_every_filter(tmp_path):
     tsc = WEB / "node_modules" / ".bin" / "tsc"
     if not tsc.exists():
         pytest.skip("web/node_modules is missing: run npm ci in web/")
-    subprocess.run([str(tsc), str(WEB / "src/engine/resample.ts"), "--outDir", str(tmp_path), "--module", "es2022",
-                    "--target", "es2022", "--skipLibCheck"], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            str(tsc),
+            str(WEB / "src/engine/resample.ts"),
+            "--outDir",
+            str(tmp_path),
+            "--module",
+            "es2022",
+            "--target",
+            "es2022",
+            "--skipLibCheck",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     (tmp_path / "package.json").write_text('{"type": "module"}')
     (tmp_path / "check.js").write_text(_RESIZE_CHECK)
     rng = np.random.default_rng(7)
     cases = []
-    for i, (w, h, ow, oh) in enumerate([(45, 70, 32, 32), (97, 61, 32, 32), (7, 9, 32, 61), (80, 20, 10, 3),
-                                        (20, 80, 60, 10), (33, 29, 32, 32), (200, 131, 49, 32), (64, 64, 1, 1)]):
+    for i, (w, h, ow, oh) in enumerate(
+        [
+            (45, 70, 32, 32),
+            (97, 61, 32, 32),
+            (7, 9, 32, 61),
+            (80, 20, 10, 3),
+            (20, 80, 60, 10),
+            (33, 29, 32, 32),
+            (200, 131, 49, 32),
+            (64, 64, 1, 1),
+        ]
+    ):
         image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
         for f in Image.Resampling:
             if f > Image.Resampling.HAMMING:

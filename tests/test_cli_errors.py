@@ -28,7 +28,7 @@ def _fails_cleanly(model: str, out: Path, *expected: str) -> str:
     lines = proc.stderr.strip().splitlines()
     errors = [i for i, line in enumerate(lines) if line.startswith("error: ")]
     assert len(errors) == 1, proc.stderr
-    message, fix = lines[errors[0]], lines[errors[0] + 1:]
+    message, fix = lines[errors[0]], lines[errors[0] + 1 :]
     assert len(fix) == 1 and fix[0].strip().startswith("fix: ") and len(fix[0]) > len("  fix: ") + 10, proc.stderr
     for text in expected:
         assert text in message, message

@@ -78,8 +78,9 @@ def test_rope_rows_reordered_like_transformers_gguf_loader():
     raw = _ggml(gguf_order, "Q4_1")
     carried = unpack_blocks(raw, "Q4_1", hf.shape).take_rows(rope_unpermute_order(hf.shape[0], n_head))
     loader = LlamaTensorProcessor({"num_attention_heads": n_head, "num_key_value_heads": n_head})
-    expected = loader._reverse_permute_weights(quants.dequantize(raw, GGMLQuantizationType.Q4_1).reshape(hf.shape),
-                                               n_head, n_head)
+    expected = loader._reverse_permute_weights(
+        quants.dequantize(raw, GGMLQuantizationType.Q4_1).reshape(hf.shape), n_head, n_head
+    )
     assert np.array_equal(carried.dequantize(), expected)
     assert np.abs(carried.dequantize() - hf).max() < 0.5  # and it is the HF order, not another permutation
 
@@ -91,13 +92,23 @@ def test_carried_blocks_run_in_onnxruntime_as_the_dequantized_matmul(kind):
     blocks = unpack_blocks(_ggml(w, kind), kind, w.shape)
     dense = blocks.dequantize()  # [N, K]
     graph = helper.make_graph(
-        [helper.make_node("Gather", ["model.embed_tokens.weight", "ids"], ["emb"], name="/model/embed_tokens/Gather"),
-         helper.make_node("MatMul", ["emb", "lm_head.weight_t"], ["logits"], name="/lm_head/MatMul")],
-        "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, "s"])],
-        [helper.make_tensor_value_info("emb", TensorProto.FLOAT, [1, "s", 96]),
-         helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "s", 40])],
-        [numpy_helper.from_array(dense, "model.embed_tokens.weight"),
-         numpy_helper.from_array(np.ascontiguousarray(dense.T), "lm_head.weight_t")])
+        [
+            helper.make_node(
+                "Gather", ["model.embed_tokens.weight", "ids"], ["emb"], name="/model/embed_tokens/Gather"
+            ),
+            helper.make_node("MatMul", ["emb", "lm_head.weight_t"], ["logits"], name="/lm_head/MatMul"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, "s"])],
+        [
+            helper.make_tensor_value_info("emb", TensorProto.FLOAT, [1, "s", 96]),
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "s", 40]),
+        ],
+        [
+            numpy_helper.from_array(dense, "model.embed_tokens.weight"),
+            numpy_helper.from_array(np.ascontiguousarray(dense.T), "lm_head.weight_t"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     other = onnx.ModelProto()
     other.CopyFrom(model)
@@ -116,6 +127,7 @@ def test_carried_blocks_run_in_onnxruntime_as_the_dequantized_matmul(kind):
 
 
 # ---------------------------------------------------------------- tiny-random through the real CLI
+
 
 @pytest.fixture(scope="module")
 def tiny(shared_artifacts) -> tuple[Path, object]:
@@ -138,6 +150,7 @@ def test_tiny_export_manifest_and_files(tiny):
     tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
     assert tokenizer_config["eos_token"] == "<|im_end|>" and "<|im_start|>" in tokenizer_config["chat_template"]
     from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(folder)
     ids = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True)
     assert tokenizer.decode(ids).endswith("<|im_start|>assistant\n") and tokenizer.eos_token_id == 2
@@ -155,8 +168,12 @@ def _session(path: Path) -> ort.InferenceSession:
 def _feed(session: ort.InferenceSession, ids: list[int], start: int, past: dict[str, np.ndarray] | None):
     kv = [i for i in session.get_inputs() if i.name.startswith("past_key_values.")]
     empty = {i.name: np.zeros((1, i.shape[1], 0, i.shape[3]), np.float32) for i in kv}
-    return {"input_ids": np.array([ids], np.int64), "attention_mask": np.ones((1, start + len(ids)), np.int64),
-            "position_ids": np.arange(start, start + len(ids))[None], **(past if past is not None else empty)}
+    return {
+        "input_ids": np.array([ids], np.int64),
+        "attention_mask": np.ones((1, start + len(ids)), np.int64),
+        "position_ids": np.arange(start, start + len(ids))[None],
+        **(past if past is not None else empty),
+    }
 
 
 @pytest.mark.parametrize("variant", ["q4", "q8"])
@@ -191,13 +208,14 @@ def test_tiny_onnx_follows_pytorch(tiny):
 
 # ---------------------------------------------------------------- bad input: named errors, exit code 2
 
+
 def test_corrupt_gguf_is_a_named_error(tmp_path):
     from exporter.errors import CorruptCheckpointError
     from exporter.gguf_blocks import GgufFile
     from exporter.sources import packaged_smollm2_gguf
 
     truncated = tmp_path / "truncated.gguf"
-    truncated.write_bytes(packaged_smollm2_gguf().read_bytes()[:1 << 20])
+    truncated.write_bytes(packaged_smollm2_gguf().read_bytes()[: 1 << 20])
     proc = run_cli("llm", "--model", str(truncated), "--out", str(tmp_path / "out"), "--no-mlc", check=False)
     assert proc.returncode == 2 and "not a readable GGUF file" in proc.stderr and "fix:" in proc.stderr
     assert not (tmp_path / "out" / "manifest.json").exists()
@@ -216,6 +234,7 @@ def test_unsupported_architecture_names_the_supported_ones(tmp_path):
 
 
 # ---------------------------------------------------------------- the real SmolLM2 (Q4_1 GGUF)
+
 
 def _matmulnbits_weight(model: onnx.ModelProto, module: str) -> np.ndarray:
     """W [N, K] rebuilt from the q4 file's MatMulNBits parts + block minimums, as onnxruntime defines them."""
@@ -253,25 +272,32 @@ def test_smollm2_carries_the_gguf_blocks_and_meets_the_fidelity_targets(shared_a
     gguf = packaged_smollm2_gguf()
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
     q4 = onnx.load(str(root / entry.variants["q4"].files["model"]))
-    for module in ("model.layers.0.self_attn.q_proj", "model.layers.29.self_attn.k_proj",
-                   "model.layers.7.mlp.down_proj", "lm_head"):  # RoPE-permuted rows, K=1536, Q8_0 head
+    for module in (
+        "model.layers.0.self_attn.q_proj",
+        "model.layers.29.self_attn.k_proj",
+        "model.layers.7.mlp.down_proj",
+        "lm_head",
+    ):  # RoPE-permuted rows, K=1536, Q8_0 head
         torch_weight = model.get_submodule(module).weight.detach().numpy()
         assert np.abs(_matmulnbits_weight(q4, module) - torch_weight).max() <= 1e-6 * np.abs(torch_weight).max()
 
     tokenizer = AutoTokenizer.from_pretrained(root / SMOLLM2)
-    prompt = list(tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                                add_generation_prompt=True))
+    prompt = list(
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": "What is the capital of France?"}], add_generation_prompt=True
+        )
+    )
     with torch.inference_mode():  # PyTorch greedy, 32 tokens, EOS not special: full passes, no cache
         sequence = list(prompt)
         for _ in range(32):
             sequence.append(int(model(torch.tensor([sequence])).logits[0, -1].argmax()))
         torch_logits = model(torch.tensor([sequence])).logits[0].double()
-    continuation = sequence[len(prompt):]
-    torch_nll = torch.nn.functional.cross_entropy(torch_logits[len(prompt) - 1:-1], torch.tensor(continuation)).item()
+    continuation = sequence[len(prompt) :]
+    torch_nll = torch.nn.functional.cross_entropy(torch_logits[len(prompt) - 1 : -1], torch.tensor(continuation)).item()
     for variant in sorted(set(entry.defaults.values())):
         session = _session(root / entry.variants[variant].files["model"])
         logits = session.run(["logits"], _feed(session, sequence, 0, None))[0][0].astype(np.float64)
-        forced = logits[len(prompt) - 1:-1]
+        forced = logits[len(prompt) - 1 : -1]
         assert (forced.argmax(-1) == np.array(continuation)).mean() >= 0.95
         nll = torch.nn.functional.cross_entropy(torch.from_numpy(forced), torch.tensor(continuation)).item()
         assert abs(nll - torch_nll) <= 0.03 * torch_nll

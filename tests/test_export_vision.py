@@ -34,8 +34,11 @@ FAMILIES = {"tiny-random-clip": "clip", "tiny-random-siglip": "siglip", "tiny-ra
 # quantize worse than real ones); fp32 must match PyTorch to 1e-4 (the exporter's own gate).
 FP32_MIN, INT8_MIN, Q4_MIN = 0.9999, 0.99, 0.85
 MIN_BY_VARIANT = {"fp32": FP32_MIN, "int8": INT8_MIN, "q4": Q4_MIN}
-CAT_IDS = {"clip": [49406, 320, 1125, 539, 320, 2368, 49407], "siglip": [49406, 320, 1125, 539, 320, 2368, 49407],
-           "align": [101, 1037, 6302, 1997, 1037, 4937, 102]}
+CAT_IDS = {
+    "clip": [49406, 320, 1125, 539, 320, 2368, 49407],
+    "siglip": [49406, 320, 1125, 539, 320, 2368, 49407],
+    "align": [101, 1037, 6302, 1997, 1037, 4937, 102],
+}
 ONNX_FILES = {"fp32": "", "int8": "_quantized", "q4": "_q4"}
 
 
@@ -54,7 +57,7 @@ def _assert_files_match(root: Path) -> None:
     for entry in load_manifest(root).models:
         folder = revision_dir(root, entry)
         for f in entry.files:
-            path = folder / f.path[len(entry.id) + 1:]
+            path = folder / f.path[len(entry.id) + 1 :]
             assert path.is_file(), path
             assert path.stat().st_size == f.bytes and sha256_file(path) == f.sha256, path
 
@@ -94,18 +97,30 @@ def test_manifest_entry_and_files(exported: tuple[Path, str]) -> None:
     family = FAMILIES[name]
     entry = _entry(root, name)
     _assert_files_match(root)
-    expected = {f"{name}/{p}" for p in ("config.json", "preprocessor_config.json", "tokenizer.json",
-                                        "tokenizer_config.json", "export-report.json")}
-    expected |= {f"{name}/onnx/{tower}{suffix}.onnx" for tower in ("vision_model", "text_model")
-                 for suffix in ONNX_FILES.values()}
+    expected = {
+        f"{name}/{p}"
+        for p in (
+            "config.json",
+            "preprocessor_config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "export-report.json",
+        )
+    }
+    expected |= {
+        f"{name}/onnx/{tower}{suffix}.onnx"
+        for tower in ("vision_model", "text_model")
+        for suffix in ONNX_FILES.values()
+    }
     assert {f.path for f in entry.files} == expected
     assert entry.task == "zero-shot-image-classification" and entry.family == family and not entry.trained
     assert "python -m exporter clip --model openai/clip-vit-base-patch32" in entry.note
     assert entry.defaults == {"wasm": "int8", "webgpu": "int8"}
     for variant, suffix in ONNX_FILES.items():
         assert entry.variants[variant].dtype == variant
-        assert entry.variants[variant].files == {tower: f"{name}/onnx/{tower}{suffix}.onnx"
-                                                 for tower in ("vision_model", "text_model")}
+        assert entry.variants[variant].files == {
+            tower: f"{name}/onnx/{tower}{suffix}.onnx" for tower in ("vision_model", "text_model")
+        }
     info = entry.vision
     assert info.scoring == ("sigmoid" if family == "siglip" else "softmax")
     assert info.template == ("This is a photo of {}." if family == "siglip" else "a photo of a {}.")
@@ -155,11 +170,13 @@ def test_onnx_matches_pytorch_on_fresh_input(exported: tuple[Path, str]) -> None
     with torch.no_grad():
         image_ref = torch.nn.functional.normalize(model.get_image_features(pixel_values=pixel_values), dim=-1)
         text_ref = torch.nn.functional.normalize(
-            model.get_text_features(input_ids=ids, attention_mask=None if family == "siglip" else mask), dim=-1)
+            model.get_text_features(input_ids=ids, attention_mask=None if family == "siglip" else mask), dim=-1
+        )
     text_feeds = {"input_ids": ids.numpy()} | ({} if family == "siglip" else {"attention_mask": mask.numpy()})
     for variant, suffix in (("fp32", ""), ("int8", "_quantized")):
         image = ort.InferenceSession(str(folder / f"onnx/vision_model{suffix}.onnx")).run(
-            None, {"pixel_values": pixel_values.numpy()})[0]
+            None, {"pixel_values": pixel_values.numpy()}
+        )[0]
         text = ort.InferenceSession(str(folder / f"onnx/text_model{suffix}.onnx")).run(None, text_feeds)[0]
         assert image.shape == (3, 32) and text.shape == (3, 32)
         np.testing.assert_allclose(np.linalg.norm(image, axis=-1), 1.0, atol=1e-5)
@@ -187,15 +204,32 @@ def test_preprocessor_is_the_real_hf_processor(exported: tuple[Path, str]) -> No
     family, folder = FAMILIES[name], root / name
     config = json.loads((folder / "preprocessor_config.json").read_text())
     expected = {
-        "clip": {"image_processor_type": "CLIPImageProcessor", "resample": 3, "do_center_crop": True,
-                 "size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width": 32},
-                 "image_mean": [0.48145466, 0.4578275, 0.40821073]},
+        "clip": {
+            "image_processor_type": "CLIPImageProcessor",
+            "resample": 3,
+            "do_center_crop": True,
+            "size": {"shortest_edge": 32},
+            "crop_size": {"height": 32, "width": 32},
+            "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        },
         # SiglipImageProcessor's default and google/siglip-* checkpoints: bicubic (3), square resize, no crop
-        "siglip": {"image_processor_type": "SiglipImageProcessor", "resample": 3, "size": {"height": 32, "width": 32},
-                   "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]},
-        "align": {"image_processor_type": "EfficientNetImageProcessor", "resample": 2, "do_center_crop": True,
-                  "size": {"height": 38, "width": 38}, "crop_size": {"height": 32, "width": 32},
-                  "rescale_offset": True, "do_normalize": False, "include_top": False},
+        "siglip": {
+            "image_processor_type": "SiglipImageProcessor",
+            "resample": 3,
+            "size": {"height": 32, "width": 32},
+            "image_mean": [0.5, 0.5, 0.5],
+            "image_std": [0.5, 0.5, 0.5],
+        },
+        "align": {
+            "image_processor_type": "EfficientNetImageProcessor",
+            "resample": 2,
+            "do_center_crop": True,
+            "size": {"height": 38, "width": 38},
+            "crop_size": {"height": 32, "width": 32},
+            "rescale_offset": True,
+            "do_normalize": False,
+            "include_top": False,
+        },
     }[family]
     assert {k: config[k] for k in expected} == expected
     processor = AutoImageProcessor.from_pretrained(folder, use_fast=False)
@@ -267,9 +301,23 @@ def test_sigkill_at_several_moments_keeps_a_valid_manifest(baseline: Path) -> No
     revisions: dict[str, str] = {}
     for moment, ready in moments.items():
         start = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "exporter", "clip", "--model", "tiny-random-clip",
-                                 "--variants", "fp32,q4", "--out", str(baseline)], cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                "clip",
+                "--model",
+                "tiny-random-clip",
+                "--variants",
+                "fp32,q4",
+                "--out",
+                str(baseline),
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         while proc.poll() is None and not ready() and time.monotonic() - start < 300:
             time.sleep(0.005)
         if proc.poll() is None:
@@ -293,8 +341,9 @@ def test_sigkill_at_several_moments_keeps_a_valid_manifest(baseline: Path) -> No
 @pytest.mark.timeout(1800)
 def test_full_size_clip_vit_b32_int8_parity(tmp_path: Path) -> None:
     """The full ViT-B/32 architecture (random weights): int8 towers keep cosine >= 0.999 with PyTorch."""
-    run_cli("clip", "--model", "random-clip-vit-b32", "--variants", "fp32,int8,q4", "--out", str(tmp_path),
-            timeout=1800)
+    run_cli(
+        "clip", "--model", "random-clip-vit-b32", "--variants", "fp32,int8,q4", "--out", str(tmp_path), timeout=1800
+    )
     report = json.loads((tmp_path / "random-clip-vit-b32" / "export-report.json").read_text())
     for tower in ("vision_model", "text_model"):
         assert report["variants"]["fp32"]["parity"][tower]["cosine_min"] >= FP32_MIN

@@ -26,8 +26,17 @@ from reference.llm import Generation
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = "a photo of a {}."
-SOFTMAX = VisionInfo(scoring="softmax", logit_scale=10.0, logit_bias=0.0, template=TEMPLATE, image_size=32,
-                     embed_dim=2, text_max_length=77, pad_to_max_length=False, text_inputs=["input_ids"])
+SOFTMAX = VisionInfo(
+    scoring="softmax",
+    logit_scale=10.0,
+    logit_bias=0.0,
+    template=TEMPLATE,
+    image_size=32,
+    embed_dim=2,
+    text_max_length=77,
+    pad_to_max_length=False,
+    text_inputs=["input_ids"],
+)
 SIGMOID = SOFTMAX.model_copy(update={"scoring": "sigmoid", "logit_bias": -2.0})
 PROMPT = FuddPrompt.load()
 
@@ -54,6 +63,7 @@ def table_describer(table: dict[tuple[str, str], tuple[list[str], list[str]]]):
     def describe(a: str, b: str) -> tuple[list[str], list[str]]:
         calls.append((a, b))
         return table[(a, b)]
+
     return describe, calls
 
 
@@ -68,11 +78,13 @@ def test_class_embedding_is_the_unit_mean_of_unit_rows():
 
 
 def test_descriptions_are_the_union_over_pairs_in_candidate_order():
-    describe, calls = table_describer({
-        ("a", "b"): (["a1", "a2"], ["b1"]),
-        ("a", "c"): (["a2", "a3"], ["c1"]),
-        ("b", "c"): (["b1"], ["c2"]),
-    })
+    describe, calls = table_describer(
+        {
+            ("a", "b"): (["a1", "a2"], ["b1"]),
+            ("a", "c"): (["a2", "a3"], ["c1"]),
+            ("b", "c"): (["b1"], ["c2"]),
+        }
+    )
     got = class_descriptions(["a", "b", "c"], describe, TEMPLATE)
     assert got == {"a": ["a1", "a2", "a3"], "b": ["b1"], "c": ["c1", "c2"]}
     assert calls == [("a", "b"), ("a", "c"), ("b", "c")]
@@ -83,13 +95,16 @@ def test_rerank_scores_only_the_top_k_and_descriptions_can_change_the_order():
     image = unit(1.0, 0.0)
     labels = ["cat", "dog", "fox", "owl"]
     first = np.array([0.5, 0.3, 0.15, 0.05])  # cat > dog > fox > owl
-    describe, calls = table_describer({
-        ("cat", "dog"): (["cat-1"], ["dog-1"]),
-        ("cat", "fox"): (["cat-2"], ["fox-1"]),
-        ("dog", "fox"): (["dog-2"], ["fox-1"]),
-    })
-    texts = FixedTexts({"cat-1": (0.0, 1.0), "cat-2": (1.0, 1.0), "dog-1": (1.0, 0.2), "dog-2": (1.0, 0.0),
-                        "fox-1": (1.0, -1.0)})
+    describe, calls = table_describer(
+        {
+            ("cat", "dog"): (["cat-1"], ["dog-1"]),
+            ("cat", "fox"): (["cat-2"], ["fox-1"]),
+            ("dog", "fox"): (["dog-2"], ["fox-1"]),
+        }
+    )
+    texts = FixedTexts(
+        {"cat-1": (0.0, 1.0), "cat-2": (1.0, 1.0), "dog-1": (1.0, 0.2), "dog-2": (1.0, 0.0), "fox-1": (1.0, -1.0)}
+    )
     result = rerank(image, labels, first, 3, describe, texts, SOFTMAX)
 
     assert [s.label for s in result.first_pass] == labels
@@ -133,10 +148,10 @@ def test_prompt_fills_labels_once_and_asks_for_n_lines():
 
 
 def test_parse_good_output():
-    parsed = PROMPT.parse("pointy ears | floppy ears\nslim body | broad chest\nlong whiskers | wet nose\n",
-                          "cat", "dog", 3)
-    assert parsed.pairs == [("pointy ears", "floppy ears"), ("slim body", "broad chest"),
-                            ("long whiskers", "wet nose")]
+    parsed = PROMPT.parse(
+        "pointy ears | floppy ears\nslim body | broad chest\nlong whiskers | wet nose\n", "cat", "dog", 3
+    )
+    assert parsed.pairs == [("pointy ears", "floppy ears"), ("slim body", "broad chest"), ("long whiskers", "wet nose")]
     assert parsed.rejected == []
 
 
@@ -154,8 +169,11 @@ a | b | c
 narrow face | wide face
 extra line | beyond n"""
     parsed = PROMPT.parse(text, "cat", "dog", 3)
-    assert parsed.pairs == [("pointy ears", "floppy ears"), ("long whiskers", "a wet nose"),
-                            ("narrow face", "wide face")]
+    assert parsed.pairs == [
+        ("pointy ears", "floppy ears"),
+        ("long whiskers", "a wet nose"),
+        ("narrow face", "wide face"),
+    ]
     reasons = dict(parsed.rejected)
     assert reasons["Sure! Here are the lines:"].startswith("not one '|'")
     assert reasons["yellow skin | green skin"] == "copied from the example"
@@ -164,8 +182,12 @@ extra line | beyond n"""
     assert reasons["cat feature | dog feature"] == "repeats the format instead of describing"
     assert reasons["small | small"] == "both sides say the same"
     assert reasons["a | b | c"].startswith("not one '|'")
-    assert "characters" in reasons[
-        "* slim body | a very long description that keeps going and going well past any sensible length limit"]
+    assert (
+        "characters"
+        in reasons[
+            "* slim body | a very long description that keeps going and going well past any sensible length limit"
+        ]
+    )
     assert "extra line | beyond n" not in reasons  # valid, just more than asked for
 
 
@@ -180,9 +202,15 @@ class ScriptedLLM:
         return Generation(self.replies.pop(0), [], "stop", 0)
 
 
-@pytest.mark.parametrize("reply", ["", "The cat is a majestic creature with a beautiful coat.",
-                                   "yellow skin | green skin\noval with pointed ends | small and round",
-                                   "cat feature | dog feature"])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "",
+        "The cat is a majestic creature with a beautiful coat.",
+        "yellow skin | green skin\noval with pointed ends | small and round",
+        "cat feature | dog feature",
+    ],
+)
 def test_unusable_output_falls_back_to_the_template_and_is_counted(reply):
     llm = ScriptedLLM([reply, "pointy ears | floppy ears"])
     describer = LlmDescriber(llm, PROMPT, TEMPLATE)  # type: ignore[arg-type]
@@ -191,8 +219,9 @@ def test_unusable_output_falls_back_to_the_template_and_is_counted(reply):
     assert describer("cat", "fox") == (["a photo of a cat, with pointy ears."], ["a photo of a fox, with floppy ears."])
     assert (describer.llm_calls, describer.fallbacks, len(describer.outcomes)) == (2, 1, 2)
     assert llm.prompts[0].startswith("How do you tell a cat from a dog")  # labels in sorted order
-    assert describer.described_pairs() == {("cat", "fox"): [("a photo of a cat, with pointy ears.",
-                                                             "a photo of a fox, with floppy ears.")]}
+    assert describer.described_pairs() == {
+        ("cat", "fox"): [("a photo of a cat, with pointy ears.", "a photo of a fox, with floppy ears.")]
+    }
 
 
 # ---------------------------------------------------------------- FuDD's pairwise file format
@@ -201,8 +230,18 @@ def test_unusable_output_falls_back_to_the_template_and_is_counted(reply):
 def test_fudd_pairs_file_round_trips_and_orients_pairs(tmp_path):
     names = ["cat", "dog", "fox"]
     file = tmp_path / "pairs.json"
-    file.write_text(json.dumps({"0_2": {"classes": [2, 0], "prompt_pairs": [
-        {"attr_type": "color", "prompt_pair": ["a photo of a fox, orange.", "a photo of a cat, grey."]}]}}))
+    file.write_text(
+        json.dumps(
+            {
+                "0_2": {
+                    "classes": [2, 0],
+                    "prompt_pairs": [
+                        {"attr_type": "color", "prompt_pair": ["a photo of a fox, orange.", "a photo of a cat, grey."]}
+                    ],
+                }
+            }
+        )
+    )
     pairs = load_pairs(file, names)
     assert pairs[("fox", "cat")] == [("a photo of a fox, orange.", "a photo of a cat, grey.")]
     assert pairs[("cat", "fox")] == [("a photo of a cat, grey.", "a photo of a fox, orange.")]
@@ -211,19 +250,29 @@ def test_fudd_pairs_file_round_trips_and_orients_pairs(tmp_path):
     assert describer("cat", "dog") == (["a photo of a cat."], ["a photo of a dog."])  # not in the file
     assert describer.fallbacks == 1
     dumped = dump_pairs(pairs, names, "color")
-    assert dumped == {"0_2": {"classes": [0, 2], "labels": ["cat", "fox"], "prompt_pairs": [
-        {"attr_type": "color", "prompt_pair": ["a photo of a cat, grey.", "a photo of a fox, orange."]}]}}
+    assert dumped == {
+        "0_2": {
+            "classes": [0, 2],
+            "labels": ["cat", "fox"],
+            "prompt_pairs": [
+                {"attr_type": "color", "prompt_pair": ["a photo of a cat, grey.", "a photo of a fox, orange."]}
+            ],
+        }
+    }
     file.write_text(json.dumps(dumped))
     assert load_pairs(file, names) == pairs
 
 
-@pytest.mark.parametrize("content, message", [
-    ("[1, 2]", "top level"),
-    ('{"0_1": {"classes": [0, 1]}}', "not a FuDD pair entry"),
-    ('{"0_9": {"classes": [0, 9], "prompt_pairs": []}}', "not two of the 3 classes"),
-    ('{"0_1": {"classes": [0, 1], "labels": ["dog", "cat"], "prompt_pairs": []}}', "labels"),
-    ("{not json", "cannot read"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[1, 2]", "top level"),
+        ('{"0_1": {"classes": [0, 1]}}', "not a FuDD pair entry"),
+        ('{"0_9": {"classes": [0, 9], "prompt_pairs": []}}', "not two of the 3 classes"),
+        ('{"0_1": {"classes": [0, 1], "labels": ["dog", "cat"], "prompt_pairs": []}}', "labels"),
+        ("{not json", "cannot read"),
+    ],
+)
 def test_bad_descriptions_files_are_named_errors(tmp_path, content, message):
     file = tmp_path / "bad.json"
     file.write_text(content)
@@ -234,8 +283,11 @@ def test_bad_descriptions_files_are_named_errors(tmp_path, content, message):
 
 # ---------------------------------------------------------------- the evaluation command
 
-SHAPES = {"red_circle": ((220, 30, 30), "circle"), "green_square": ((30, 170, 60), "square"),
-          "blue_triangle": ((40, 60, 220), "triangle")}
+SHAPES = {
+    "red_circle": ((220, 30, 30), "circle"),
+    "green_square": ((30, 170, 60), "square"),
+    "blue_triangle": ((40, 60, 220), "triangle"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -259,8 +311,9 @@ def shapes(tmp_path_factory) -> Path:
 
 
 def run_eval(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reference.fudd_eval", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=1200)
+    return subprocess.run(
+        [sys.executable, "-m", "reference.fudd_eval", *args], cwd=REPO, capture_output=True, text=True, timeout=1200
+    )
 
 
 def torch_predictions(root: Path, images: list[Path], labels: list[str], descriptions: dict, k: int):
@@ -287,29 +340,72 @@ def torch_predictions(root: Path, images: list[Path], labels: list[str], descrip
             top = [int(i) for i in torch.argsort(-cos, stable=True)[:k]]
             per_class = []
             for c in top:
-                texts = [d for o in top if o != c for d in descriptions.get((labels[c], labels[o]),
-                                                                            [TEMPLATE.format(labels[c])])]
+                texts = [
+                    d
+                    for o in top
+                    if o != c
+                    for d in descriptions.get((labels[c], labels[o]), [TEMPLATE.format(labels[c])])
+                ]
                 e = text(list(dict.fromkeys(texts))).mean(0)
                 per_class.append(float(row @ (e / e.norm())))
             fudd.append(top[int(np.argmax(per_class))])
     return names, template_cos.argmax(1).tolist(), fudd
 
 
-def test_eval_with_a_descriptions_file_matches_pytorch_and_says_the_model_is_untrained(shared_artifacts, shapes,
-                                                                                        tmp_path):
+def test_eval_with_a_descriptions_file_matches_pytorch_and_says_the_model_is_untrained(
+    shared_artifacts, shapes, tmp_path
+):
     root = shared_artifacts.clip("tiny-random-clip")
     labels = sorted(n.replace("_", " ") for n in SHAPES)  # blue triangle, green square, red circle
     file = tmp_path / "shapes_prompt_pairs.json"  # pairs 0-1 and 1-2 described; 0-2 falls back to the template
-    file.write_text(json.dumps({
-        "0_1": {"classes": [0, 1], "prompt_pairs": [
-            {"attr_type": "color", "prompt_pair": ["a photo of a blue triangle, blue.", "a photo of a green square, green."]},
-            {"attr_type": "shape", "prompt_pair": ["a photo of a blue triangle, pointed.", "a photo of a green square, boxy."]}]},
-        "1_2": {"classes": [1, 2], "prompt_pairs": [
-            {"attr_type": "shape", "prompt_pair": ["a photo of a green square, four corners.", "a photo of a red circle, round."]}]},
-    }))
+    file.write_text(
+        json.dumps(
+            {
+                "0_1": {
+                    "classes": [0, 1],
+                    "prompt_pairs": [
+                        {
+                            "attr_type": "color",
+                            "prompt_pair": ["a photo of a blue triangle, blue.", "a photo of a green square, green."],
+                        },
+                        {
+                            "attr_type": "shape",
+                            "prompt_pair": ["a photo of a blue triangle, pointed.", "a photo of a green square, boxy."],
+                        },
+                    ],
+                },
+                "1_2": {
+                    "classes": [1, 2],
+                    "prompt_pairs": [
+                        {
+                            "attr_type": "shape",
+                            "prompt_pair": [
+                                "a photo of a green square, four corners.",
+                                "a photo of a red circle, round.",
+                            ],
+                        }
+                    ],
+                },
+            }
+        )
+    )
     report_file = tmp_path / "report.json"
-    proc = run_eval("--artifacts", str(root), "--clip", "tiny-random-clip", "--variant", "fp32",
-                    "--descriptions", str(file), "--data", str(shapes), "--k", "3", "--json", str(report_file))
+    proc = run_eval(
+        "--artifacts",
+        str(root),
+        "--clip",
+        "tiny-random-clip",
+        "--variant",
+        "fp32",
+        "--descriptions",
+        str(file),
+        "--data",
+        str(shapes),
+        "--k",
+        "3",
+        "--json",
+        str(report_file),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "UNTRAINED" in proc.stdout and "mean NOTHING" in proc.stdout and "UNTRAINED" in proc.stderr
     for method in ("class name only", "template", "FuDD (K=3)"):
@@ -333,11 +429,13 @@ def test_eval_bad_input_exits_2_with_a_named_error(shared_artifacts, shapes, tmp
     root = shared_artifacts.clip("tiny-random-clip")
     (tmp_path / "only_one").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "only_one" / "x.png")
-    proc = run_eval("--artifacts", str(root), "--clip", "tiny-random-clip", "--descriptions", "nope.json",
-                    "--data", str(tmp_path))
+    proc = run_eval(
+        "--artifacts", str(root), "--clip", "tiny-random-clip", "--descriptions", "nope.json", "--data", str(tmp_path)
+    )
     assert proc.returncode == 2 and "needs at least 2" in proc.stderr and "fix:" in proc.stderr
-    proc = run_eval("--artifacts", str(root), "--clip", "no-such-model", "--descriptions", "x.json",
-                    "--data", str(shapes))
+    proc = run_eval(
+        "--artifacts", str(root), "--clip", "no-such-model", "--descriptions", "x.json", "--data", str(shapes)
+    )
     assert proc.returncode == 2 and "no vision model 'no-such-model'" in proc.stderr
 
 
@@ -346,9 +444,29 @@ def test_eval_never_imports_torch(shared_artifacts, shapes, tmp_path):
     only cost seconds and memory at start-up."""
     root = shared_artifacts.clip("tiny-random-clip")
     (tmp_path / "none.json").write_text("{}")
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "reference.fudd_eval", "--artifacts", str(root),
-                           "--clip", "tiny-random-clip", "--descriptions", str(tmp_path / "none.json"),
-                           "--data", str(shapes), "--k", "2"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "reference.fudd_eval",
+            "--artifacts",
+            str(root),
+            "--clip",
+            "tiny-random-clip",
+            "--descriptions",
+            str(tmp_path / "none.json"),
+            "--data",
+            str(shapes),
+            "--k",
+            "2",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert {"onnxruntime", "transformers", "tokenizers"} <= imported  # the check sees the command's imports
@@ -371,7 +489,9 @@ def test_reference_llm_builds_the_prompt_as_transformers_does(smollm2_root):
 
     llm = ChatLLM(smollm2_root, "smollm2")
     messages = PROMPT.messages("cat", "dog", 3)
-    want = AutoTokenizer.from_pretrained(smollm2_root / "smollm2").apply_chat_template(messages, add_generation_prompt=True)
+    want = AutoTokenizer.from_pretrained(smollm2_root / "smollm2").apply_chat_template(
+        messages, add_generation_prompt=True
+    )
     assert llm.prompt_ids(messages) == list(want)
     assert 2 in llm.stop_ids  # <|im_end|>, from generation_config.json (the GGUF's converted eos says id 1)
 
@@ -380,8 +500,22 @@ def test_reference_llm_builds_the_prompt_as_transformers_does(smollm2_root):
 def test_eval_with_smollm2_writing_the_descriptions(smollm2_root, shapes, tmp_path):
     """3 class pairs, one greedy generation each; usable or not, every pair is accounted for."""
     saved, report_file = tmp_path / "written.json", tmp_path / "report.json"
-    proc = run_eval("--artifacts", str(smollm2_root), "--clip", "tiny-random-clip", "--llm", "smollm2",
-                    "--data", str(shapes), "--k", "3", "--save-descriptions", str(saved), "--json", str(report_file))
+    proc = run_eval(
+        "--artifacts",
+        str(smollm2_root),
+        "--clip",
+        "tiny-random-clip",
+        "--llm",
+        "smollm2",
+        "--data",
+        str(shapes),
+        "--k",
+        "3",
+        "--save-descriptions",
+        str(saved),
+        "--json",
+        str(report_file),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(report_file.read_text())
     assert report["descriptions"] == "LLM smollm2" and "UNTRAINED" in proc.stdout

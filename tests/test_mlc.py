@@ -40,15 +40,26 @@ def make_tokenizer(folder: Path, specials: tuple[str, ...] = ("<|endoftext|>", "
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(folder / "tokenizer.json"))
     (folder / "chat_template.jinja").write_text(
-        "{{ '<|im_start|>system\nYou are a tiny test model<|im_end|>\n' }}{% for m in messages %}...{% endfor %}")
+        "{{ '<|im_start|>system\nYou are a tiny test model<|im_end|>\n' }}{% for m in messages %}...{% endfor %}"
+    )
     return folder
 
 
 def make_model(tied: bool, hidden: int = 64) -> LlamaForCausalLM:
     torch.manual_seed(0 if tied else 1)
-    config = LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, vocab_size=320, rope_theta=100000.0, tie_word_embeddings=tied,
-                         max_position_embeddings=256, bos_token_id=1, eos_token_id=2)
+    config = LlamaConfig(
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=320,
+        rope_theta=100000.0,
+        tie_word_embeddings=tied,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     model = LlamaForCausalLM(config).eval()
     with torch.no_grad():  # weights large enough that logits spread, norms around 1
         for p in model.parameters():
@@ -84,8 +95,10 @@ def expected_params(config: LlamaConfig, quant: str) -> dict[str, tuple[str, lis
     def linear(name: str, out_features: int, in_features: int) -> dict[str, tuple[str, list[int]]]:
         if quant == "q0f32":
             return {f"{name}.weight": (dtype, [out_features, in_features])}
-        return {f"{name}.q_weight": ("uint32", [out_features, in_features // 8]),
-                f"{name}.q_scale": (dtype, [out_features, in_features // 32])}
+        return {
+            f"{name}.q_weight": ("uint32", [out_features, in_features // 8]),
+            f"{name}.q_scale": (dtype, [out_features, in_features // 32]),
+        }
 
     params = linear("model.embed_tokens", v, h)
     for n in range(config.num_hidden_layers):
@@ -166,10 +179,13 @@ def test_q4_codes_and_scales_decode_as_specified(exported, quant, dtype):
     model, root, _ = exported
     arrays, _ = read_tensor_cache(folder_of(root, quant))
     state = model.state_dict()
-    sources = {"model.layers.0.self_attn.o_proj": state["model.layers.0.self_attn.o_proj.weight"],
-               "model.embed_tokens": state["model.embed_tokens.weight"],
-               "model.layers.1.mlp.gate_up_proj": torch.cat([state["model.layers.1.mlp.gate_proj.weight"],
-                                                             state["model.layers.1.mlp.up_proj.weight"]])}
+    sources = {
+        "model.layers.0.self_attn.o_proj": state["model.layers.0.self_attn.o_proj.weight"],
+        "model.embed_tokens": state["model.embed_tokens.weight"],
+        "model.layers.1.mlp.gate_up_proj": torch.cat(
+            [state["model.layers.1.mlp.gate_proj.weight"], state["model.layers.1.mlp.up_proj.weight"]]
+        ),
+    }
     for name, weight in sources.items():
         w = weight.numpy().astype(dtype)  # the model dtype, as mlc-llm casts before quantizing
         q_weight, q_scale = arrays[f"{name}.q_weight"], arrays[f"{name}.q_scale"]
@@ -225,8 +241,9 @@ def test_chat_config_is_what_webllm_reads(exported, quant, tokenizer_dir):
         assert (folder / name).read_bytes() == (tokenizer_dir / name).read_bytes()
     assert "tokenizer.json" in config["tokenizer_files"]
     result = results[quant]
-    assert sorted(result.files) == sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                                          if p.is_file() and f"mlc/{quant}/" in p.as_posix())
+    assert sorted(result.files) == sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and f"mlc/{quant}/" in p.as_posix()
+    )
     assert result.bytes == sum((root / f).stat().st_size for f in result.files)
 
 
@@ -285,8 +302,14 @@ def test_bad_inputs_are_named_errors(tmp_path, tokenizer_dir):
     with pytest.raises(UnsupportedQuantizationError, match="unknown MLC quantization"):
         write_mlc(model, tokenizer_dir, GENERATION_CONFIG, folder_of(tmp_path, "q3f16_1"), "q3f16_1", 256)
     with pytest.raises(UnsupportedQuantizationError, match="multiple of 32") as err:
-        write_mlc(make_model(tied=True, hidden=48), tokenizer_dir, GENERATION_CONFIG, folder_of(tmp_path, "q4f32_1"),
-                  "q4f32_1", 256)
+        write_mlc(
+            make_model(tied=True, hidden=48),
+            tokenizer_dir,
+            GENERATION_CONFIG,
+            folder_of(tmp_path, "q4f32_1"),
+            "q4f32_1",
+            256,
+        )
     assert err.value.fix and "q0f32" in err.value.fix
     with pytest.raises(CorruptCheckpointError, match="tokenizer.json"):
         write_mlc(model, tmp_path / "empty", GENERATION_CONFIG, folder_of(tmp_path, "q0f32"), "q0f32", 256)

@@ -46,11 +46,15 @@ with warnings.catch_warnings():  # Starlette 1.x asks for httpx2 instead of http
     warnings.filterwarnings("ignore", message=".*httpx2")
     from fastapi.testclient import TestClient
 
-SMALL = f"{MODEL_ID}/tokenizer.json"                            # 4099 bytes: ranges hit both ends often
-LARGE = f"{MODEL_ID}/onnx/model_q4.onnx_data"                   # 1 MiB + 3: crosses the server's read chunk
+SMALL = f"{MODEL_ID}/tokenizer.json"  # 4099 bytes: ranges hit both ends often
+LARGE = f"{MODEL_ID}/onnx/model_q4.onnx_data"  # 1 MiB + 3: crosses the server's read chunk
 CHUNK = RangeFileResponse.chunk_size
-FUZZ_SETTINGS = settings(max_examples=250, deadline=None, derandomize=True,
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ_SETTINGS = settings(
+    max_examples=250,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +86,9 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @schema.parametrize()
 @settings(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_openapi_operations_never_fail(case) -> None:
-    response = case.call_and_validate(checks=[not_a_server_error, status_code_conformance,
-                                              content_type_conformance, response_schema_conformance])
+    response = case.call_and_validate(
+        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    )
     assert response.status_code < 500
     assert_security_headers({name: values[-1] for name, values in response.headers.items()})  # name -> [values]
     assert SECRET.decode() not in response.text
@@ -94,7 +99,7 @@ def test_openapi_operations_never_fail(case) -> None:
 
 def numbers(size: int) -> st.SearchStrategy[int]:
     """Byte positions: mostly inside the file, often at its edges or a read-chunk boundary."""
-    edges = [0, 1, size - 1, size, size + 1, CHUNK - 1, CHUNK, 2 ** 63]
+    edges = [0, 1, size - 1, size, size + 1, CHUNK - 1, CHUNK, 2**63]
     inside = st.integers(0, size - 1)
     return st.one_of(inside, inside, st.sampled_from(edges))
 
@@ -122,10 +127,17 @@ def range_headers(draw, size: int) -> str:
 
 def etag_headers(etag: str, last_modified: str) -> st.SearchStrategy[str | None]:
     # Mostly absent, so that most requests reach the Range logic.
-    known = st.sampled_from([etag, f"W/{etag}", f'"{"0" * 64}"', "*", last_modified, f'"x", {etag}', etag[:-1],
-                             "W/", ""])
-    return st.one_of(st.none(), st.none(), st.none(), st.none(), known,
-                     st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30))
+    known = st.sampled_from(
+        [etag, f"W/{etag}", f'"{"0" * 64}"', "*", last_modified, f'"x", {etag}', etag[:-1], "W/", ""]
+    )
+    return st.one_of(
+        st.none(),
+        st.none(),
+        st.none(),
+        st.none(),
+        known,
+        st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30),
+    )
 
 
 def check_body(status: int, headers, body: bytes, data: bytes) -> None:
@@ -146,11 +158,11 @@ def check_body(status: int, headers, body: bytes, data: bytes) -> None:
             for _, content_range, payload in parts:
                 start, end, total = map(int, re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", content_range).groups())
                 assert total == size and 0 <= start <= end < size
-                assert payload == data[start:end + 1]
+                assert payload == data[start : end + 1]
         else:
             start, end, total = map(int, re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", headers["content-range"]).groups())
             assert total == size and 0 <= start <= end < size
-            assert body == data[start:end + 1]
+            assert body == data[start : end + 1]
 
 
 @FUZZ_SETTINGS
@@ -188,8 +200,9 @@ def expected_single_range(spec: tuple[int | None, int | None], size: int) -> tup
 
 @FUZZ_SETTINGS
 @given(data=st.data())
-def test_well_formed_single_ranges_give_exactly_the_rfc_bytes(client: TestClient, site: dict,
-                                                              data: st.DataObject) -> None:
+def test_well_formed_single_ranges_give_exactly_the_rfc_bytes(
+    client: TestClient, site: dict, data: st.DataObject
+) -> None:
     path = data.draw(st.sampled_from([SMALL, LARGE]))
     content = site["files"][path]
     size = len(content)
@@ -212,7 +225,7 @@ def test_well_formed_single_ranges_give_exactly_the_rfc_bytes(client: TestClient
         start, end = expected
         assert r.status_code == 206, (header, r.status_code)
         assert r.headers["content-range"] == f"bytes {start}-{end}/{size}"
-        assert r.content == content[start:end + 1]
+        assert r.content == content[start : end + 1]
 
 
 # ---------------------------------------------------------------- bounded load test on loopback
@@ -228,9 +241,10 @@ def test_load_50_clients_download_every_file_by_ranges(site: dict) -> None:
     with live_server(site["root"], site["dist"]) as (host, port):
 
         def client_run(index: int) -> dict[str, str]:
-            return {path: sha256(download_by_ranges(host, port, f"/models/{path}", len(data), RANGE_BYTES,
-                                                      seed=index))
-                    for path, data in files.items()}
+            return {
+                path: sha256(download_by_ranges(host, port, f"/models/{path}", len(data), RANGE_BYTES, seed=index))
+                for path, data in files.items()
+            }
 
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
@@ -238,7 +252,8 @@ def test_load_50_clients_download_every_file_by_ranges(site: dict) -> None:
         seconds = time.perf_counter() - started
     expected = {path: sha256(data) for path, data in files.items()}
     assert all(result == expected for result in results)
-    print(f"\nload: {CLIENTS} clients x {len(files)} files by {RANGE_BYTES}-byte ranges: {total / 1e6:.0f} MB "
-          f"in {seconds:.2f} s = {total / 1e6 / seconds:.0f} MB/s (loopback, sha256 verified)")
+    print(
+        f"\nload: {CLIENTS} clients x {len(files)} files by {RANGE_BYTES}-byte ranges: {total / 1e6:.0f} MB "
+        f"in {seconds:.2f} s = {total / 1e6 / seconds:.0f} MB/s (loopback, sha256 verified)"
+    )
     assert seconds < 60, "bounded: the load test must stay short"
-

@@ -52,6 +52,8 @@ with warnings.catch_warnings():  # Starlette 1.x asks for httpx2 instead of http
 BIG = f"{MODEL_ID}/onnx/model_q4.onnx"
 EMPTY = f"{MODEL_ID}/onnx/empty.bin"
 CHUNK = RangeFileResponse.chunk_size
+
+
 def mime(headers) -> str:
     return headers["content-type"].split(";")[0].strip()
 
@@ -112,28 +114,32 @@ def test_healthz_counts_models(client: TestClient) -> None:
 # ---------------------------------------------------------------- Range
 
 
-@pytest.mark.parametrize("spec, expect", [
-    ("bytes=0-0", lambda n: (0, 0)),                       # first byte
-    ("bytes={last}-{last}", lambda n: (n - 1, n - 1)),     # last byte
-    ("bytes=-1", lambda n: (n - 1, n - 1)),                # last byte as a suffix
-    ("bytes=0-{last}", lambda n: (0, n - 1)),              # whole file as a range
-    ("bytes=0-", lambda n: (0, n - 1)),                    # open range
-    ("bytes=1000-", lambda n: (1000, n - 1)),
-    ("bytes=-{bigger}", lambda n: (0, n - 1)),             # suffix larger than the file
-    ("bytes=100-{bigger}", lambda n: (100, n - 1)),        # end past the file: clamped
-    ("bytes={chunk_end}-{chunk}", lambda n: (CHUNK - 1, CHUNK)),  # across the server's read-chunk boundary
-    ("bytes= 7 - 9", lambda n: (7, 9)),                    # whitespace tolerated
-])
+@pytest.mark.parametrize(
+    "spec, expect",
+    [
+        ("bytes=0-0", lambda n: (0, 0)),  # first byte
+        ("bytes={last}-{last}", lambda n: (n - 1, n - 1)),  # last byte
+        ("bytes=-1", lambda n: (n - 1, n - 1)),  # last byte as a suffix
+        ("bytes=0-{last}", lambda n: (0, n - 1)),  # whole file as a range
+        ("bytes=0-", lambda n: (0, n - 1)),  # open range
+        ("bytes=1000-", lambda n: (1000, n - 1)),
+        ("bytes=-{bigger}", lambda n: (0, n - 1)),  # suffix larger than the file
+        ("bytes=100-{bigger}", lambda n: (100, n - 1)),  # end past the file: clamped
+        ("bytes={chunk_end}-{chunk}", lambda n: (CHUNK - 1, CHUNK)),  # across the server's read-chunk boundary
+        ("bytes= 7 - 9", lambda n: (7, 9)),  # whitespace tolerated
+    ],
+)
 def test_single_ranges(client: TestClient, site: dict, spec: str, expect) -> None:
     data = site["files"][BIG]
     n = len(data)
     start, end = expect(n)
-    r = client.get(f"/models/{BIG}", headers={"Range": spec.format(last=n - 1, bigger=n + 1000, chunk=CHUNK,
-                                                                   chunk_end=CHUNK - 1)})
+    r = client.get(
+        f"/models/{BIG}", headers={"Range": spec.format(last=n - 1, bigger=n + 1000, chunk=CHUNK, chunk_end=CHUNK - 1)}
+    )
     assert r.status_code == 206
     assert r.headers["content-range"] == f"bytes {start}-{end}/{n}"
     assert r.headers["content-length"] == str(end - start + 1)
-    assert r.content == data[start:end + 1]
+    assert r.content == data[start : end + 1]
     assert r.headers["etag"] == f'"{sha256(data)}"' and r.headers["cache-control"] == IMMUTABLE
     assert_security_headers(r.headers)
 
@@ -178,7 +184,7 @@ def test_multiple_ranges_are_multipart(client: TestClient, site: dict) -> None:
     assert [(p[1], p[2]) for p in parts] == [
         (f"bytes 0-9/{n}", data[0:10]),
         (f"bytes 100-199/{n}", data[100:200]),
-        (f"bytes {n - 5}-{n - 1}/{n}", data[n - 5:]),
+        (f"bytes {n - 5}-{n - 1}/{n}", data[n - 5 :]),
     ]
     assert {p[0] for p in parts} == {"application/octet-stream"}
     assert_security_headers(r.headers)
@@ -203,8 +209,9 @@ def test_too_many_ranges_give_the_whole_file(client: TestClient, site: dict) -> 
 @pytest.mark.parametrize("header", ['"{sha}"', 'W/"{sha}"', '"other", "{sha}"', "*"])
 def test_if_none_match_gives_304(client: TestClient, site: dict, header: str) -> None:
     data = site["files"][BIG]
-    r = client.get(f"/models/{BIG}", headers={"If-None-Match": header.format(sha=sha256(data)),
-                                              "Range": "bytes=0-9"})  # a match wins over Range
+    r = client.get(
+        f"/models/{BIG}", headers={"If-None-Match": header.format(sha=sha256(data)), "Range": "bytes=0-9"}
+    )  # a match wins over Range
     assert r.status_code == 304 and r.content == b""
     assert r.headers["etag"] == f'"{sha256(data)}"'
     assert r.headers["cache-control"] == IMMUTABLE
@@ -226,36 +233,43 @@ def test_if_range(client: TestClient, site: dict) -> None:
     assert stale.status_code == 200 and stale.content == data
     weak = client.get(f"/models/{BIG}", headers={"Range": "bytes=5-9", "If-Range": f"W/{etag}"})
     assert weak.status_code == 200 and weak.content == data  # If-Range needs a strong match
-    by_date = client.get(f"/models/{BIG}", headers={"Range": "bytes=5-9",
-                                                    "If-Range": matching.headers["last-modified"]})
+    by_date = client.get(
+        f"/models/{BIG}", headers={"Range": "bytes=5-9", "If-Range": matching.headers["last-modified"]}
+    )
     assert by_date.status_code == 206 and by_date.content == data[5:10]
 
 
 # ---------------------------------------------------------------- MIME, caching, headers everywhere
 
 
-@pytest.mark.parametrize("rest, expected", [
-    ("onnx/model_q4.onnx", "application/octet-stream"),
-    ("onnx/model_q4.onnx_data", "application/octet-stream"),
-    ("mlc/q4f32_1/resolve/main/params_shard_0.bin", "application/octet-stream"),
-    ("config.json", "application/json"),
-])
+@pytest.mark.parametrize(
+    "rest, expected",
+    [
+        ("onnx/model_q4.onnx", "application/octet-stream"),
+        ("onnx/model_q4.onnx_data", "application/octet-stream"),
+        ("mlc/q4f32_1/resolve/main/params_shard_0.bin", "application/octet-stream"),
+        ("config.json", "application/json"),
+    ],
+)
 def test_model_file_mime_types(client: TestClient, rest: str, expected: str) -> None:
     assert mime(client.head(f"/models/{MODEL_ID}/{rest}").headers) == expected
 
 
-@pytest.mark.parametrize("path, expected_mime, expected_cache", [
-    ("/", "text/html", "no-cache"),
-    ("/index.html", "text/html", "no-cache"),
-    ("/sw.js", "text/javascript", "no-cache"),
-    ("/assets/index-3f2a9c.js", "text/javascript", IMMUTABLE),
-    ("/assets/ort-wasm-simd-threaded-ab12.mjs", "text/javascript", IMMUTABLE),
-    ("/assets/ort-wasm-simd-threaded-ab12.wasm", "application/wasm", IMMUTABLE),
-    ("/assets/style-9b1d.css", "text/css", IMMUTABLE),
-    ("/logo.svg", "image/svg+xml", "no-cache"),
-    ("/icon.png", "image/png", "no-cache"),
-    ("/app.webmanifest", "application/manifest+json", "no-cache"),
-])
+@pytest.mark.parametrize(
+    "path, expected_mime, expected_cache",
+    [
+        ("/", "text/html", "no-cache"),
+        ("/index.html", "text/html", "no-cache"),
+        ("/sw.js", "text/javascript", "no-cache"),
+        ("/assets/index-3f2a9c.js", "text/javascript", IMMUTABLE),
+        ("/assets/ort-wasm-simd-threaded-ab12.mjs", "text/javascript", IMMUTABLE),
+        ("/assets/ort-wasm-simd-threaded-ab12.wasm", "application/wasm", IMMUTABLE),
+        ("/assets/style-9b1d.css", "text/css", IMMUTABLE),
+        ("/logo.svg", "image/svg+xml", "no-cache"),
+        ("/icon.png", "image/png", "no-cache"),
+        ("/app.webmanifest", "application/manifest+json", "no-cache"),
+    ],
+)
 def test_web_bundle_files(client: TestClient, path: str, expected_mime: str, expected_cache: str) -> None:
     r = client.get(path)
     assert r.status_code == 200
@@ -327,8 +341,7 @@ def test_bundle_built_while_running_is_served(site: dict, tmp_path: Path) -> Non
 
 
 def run_server_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "server", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-m", "server", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
 def test_cli_rejects_an_invalid_manifest_with_exit_2(tmp_path: Path) -> None:
@@ -344,9 +357,11 @@ def test_cli_rejects_a_missing_folder_with_exit_2(tmp_path: Path) -> None:
 
 
 def test_server_imports_no_torch_transformers_or_exporter() -> None:
-    code = ("import sys, server.app, server.cli, server.catalog, server.static; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'transformers', 'exporter', "
-            "'onnxruntime', 'optimum'}); print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, server.app, server.cli, server.catalog, server.static; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'transformers', 'exporter', "
+        "'onnxruntime', 'optimum'}); print(bad); sys.exit(1 if bad else 0)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -412,7 +427,7 @@ MODEL_TRAVERSALS = [
     "/models/..\\manifest.json",
     f"/models/{MODEL_ID}/../../manifest.json",
     f"/models/{MODEL_ID}/..%2f..%2fmanifest.json",
-    f"/models/{MODEL_ID}/../tiny-llm/config.json",   # even a traversal that lands on a listed file
+    f"/models/{MODEL_ID}/../tiny-llm/config.json",  # even a traversal that lands on a listed file
     "/models//etc/passwd",
     "/models/%2fetc%2fpasswd",
     "/models/etc/passwd",
@@ -469,9 +484,14 @@ def test_concurrent_range_downloads_match_sha256(server, site: dict) -> None:
     files = site["files"]
     jobs = [(path, data, worker) for worker in range(8) for path, data in files.items()]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(
-            lambda job: (job[1], download_by_ranges(*server, f"/models/{job[0]}", len(job[1]), 96 * 1024 + 7,
-                                                    seed=job[2])),
-            jobs))
+        results = list(
+            pool.map(
+                lambda job: (
+                    job[1],
+                    download_by_ranges(*server, f"/models/{job[0]}", len(job[1]), 96 * 1024 + 7, seed=job[2]),
+                ),
+                jobs,
+            )
+        )
     for expected, got in results:
         assert sha256(got) == sha256(expected)
