@@ -13,7 +13,7 @@ ARTIFACTS ?= artifacts
 install: .install.stamp
 
 demo: .install.stamp
-	$(PYTHON) scripts/demo.py --artifacts $(ARTIFACTS) --port $(PORT)
+	$(PYTHON) -m scripts.demo --artifacts $(ARTIFACTS) --port $(PORT)
 
 test: .install.stamp
 	$(PYTHON) -m pytest

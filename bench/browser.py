@@ -11,19 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.plan import REPO, BenchError
-
-# The browser tests' fixtures are the one definition of how Chromium runs here.
-sys.path.insert(0, str(REPO / "tests"))
-from browser_support import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    WEBGPU_ARGS,
-    build_web,
-    data_url,
-    fixed_images,
-    png_bytes,
-)
-from server_support import free_port, live_server  # noqa: E402
+from harness.chromium import CHROMIUM, CHROMIUM_ARGS, WEBGPU_ARGS
+from harness.images import data_url, fixed_images, png_bytes
+from harness.live_server import free_port, live_server
+from harness.web_app import build_web
 
 __all__ = ["CHROMIUM", "Browser", "web_bundle", "free_port", "image_urls", "live_server", "webgpu_adapter"]
 TIMEOUT_MS = 900_000  # one measurement (the slowest: 4-bit generation in Transformers.js)

@@ -17,7 +17,7 @@ from bench.browser import Browser, evaluate, image_urls, or_reason
 from bench.plan import TEXTS, Plan
 from bench.stats import summarize, time_ms
 from contract.manifest import ModelEntry
-from exporter.progress import bar
+from runtime.progress import bar
 
 OURS_JS = """async ([id, variant, threads, urls, texts, batches, runs, minRuns, budgetMs]) => {
   const load = await window.engine.load({ clip: id }, { runtime: 'wasm', threads, variant });

@@ -21,8 +21,8 @@ from bench.browser import Browser, evaluate, or_reason
 from bench.plan import CHAT, REPO, Plan
 from bench.stats import summarize
 from contract.manifest import ModelEntry
-from exporter.onnx_decoder import OnnxDecoder
-from exporter.progress import bar
+from runtime.onnx_decoder import OnnxDecoder
+from runtime.progress import bar
 
 OURS_JS = """async ([id, variant, threads, tokens, runs, minRuns, budgetMs, messages]) => {
   const load = await window.engine.loadChat(id, { runtime: 'wasm', threads, variant });

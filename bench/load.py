@@ -11,7 +11,7 @@ from bench.browser import READY_MS, Browser, evaluate, image_urls, or_reason
 from bench.plan import CHAT, LABELS, Plan
 from bench.stats import summarize
 from contract.manifest import ModelEntry
-from exporter.progress import bar
+from runtime.progress import bar
 
 OURS_CLIP_JS = """async ([id, variant, threads, url, labels]) => {
   await window.lumenReady;

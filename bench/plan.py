@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contract.manifest import ModelEntry, load_manifest
-from exporter.progress import step
+from runtime.progress import step
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"

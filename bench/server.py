@@ -23,7 +23,7 @@ from bench.browser import free_port, live_server
 from bench.plan import REPO, BenchError, Plan
 from bench.stats import summarize
 from exporter.artifacts import ArtifactStore
-from exporter.progress import bar
+from runtime.progress import bar
 
 MODEL_ID = "bench"
 REST = "onnx/model.onnx"

@@ -28,14 +28,15 @@ from gguf import GGMLQuantizationType
 from gguf import quants as ggml_quants
 
 from contract.manifest import MODEL_ID_PATTERN, LlmInfo, ModelEntry
-from exporter import llm_fidelity, onnx_decoder
+from exporter import llm_fidelity
 from exporter.artifacts import ArtifactStore, Staging
 from exporter.errors import ArtifactStoreError, ParityError
 from exporter.gguf_blocks import BlockWeight, carried_weights, unpack_blocks
 from exporter.llm_onnx import ACCURACY_LEVEL, carry_blocks, export_decoder
 from exporter.llm_sources import LoadedLlm, load_llm
-from exporter.progress import Timer, step
 from exporter.quantize import quantize_4bit, quantize_int8_dynamic
+from runtime import onnx_decoder
+from runtime.progress import Timer, step
 
 # Transformers.js file names (fp32 "", int8 dynamic "_quantized", 4-bit "_q4"); q8 has no convention there.
 FILES = {

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from exporter.onnx_decoder import OnnxDecoder
-from exporter.progress import bar
+from runtime.onnx_decoder import OnnxDecoder
+from runtime.progress import bar
 
 NEW_TOKENS = 32
 PROMPTS: tuple[str, ...] = (

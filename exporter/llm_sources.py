@@ -25,8 +25,8 @@ from transformers import (
 
 from exporter.errors import CorruptCheckpointError, UnsupportedArchitectureError
 from exporter.gguf_blocks import GgufFile
-from exporter.progress import step
 from exporter.sources import Source, packaged_smollm2_gguf, resolve
+from runtime.progress import step
 
 TINY_NAMES = ("tiny-random", "tiny-random-llama")
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2")

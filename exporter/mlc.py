@@ -34,7 +34,7 @@ from contract.manifest import MlcBuild
 from exporter.artifacts import write_text_atomic
 from exporter.errors import UnsupportedArchitectureError, UnsupportedQuantizationError
 from exporter.mlc_config import build_chat_config, read_tokenizer_json
-from exporter.progress import bar, step
+from runtime.progress import bar, step
 
 GROUP_SIZE = 32
 CODES_PER_WORD = 8  # eight 4-bit codes per uint32, low nibble first

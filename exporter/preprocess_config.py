@@ -58,8 +58,3 @@ def write_preprocessor(processor: BaseImageProcessor, dest: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         processor.save_pretrained(tmp)
         shutil.copyfile(Path(tmp) / PREPROCESSOR_FILE, dest / PREPROCESSOR_FILE)
-
-
-def load_written_processor(folder: Path) -> BaseImageProcessor:
-    """The slow (PIL) processor from the file we wrote: parity inputs go through the shipped config."""
-    return AutoImageProcessor.from_pretrained(folder, use_fast=False)

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 from contract.manifest import MODEL_ID_PATTERN, ModelEntry, VisionInfo
 from exporter.artifacts import ArtifactStore, Staging
 from exporter.errors import ArtifactStoreError, ParityError, UnsupportedArchitectureError
-from exporter.progress import Timer, step
 from exporter.sources import Source, read_config, resolve
 from exporter.tiny_random import TINY_ALIAS, TINY_FAMILIES, TINY_NAMES
+from runtime.progress import Timer, step
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast

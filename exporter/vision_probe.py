@@ -17,8 +17,8 @@ from PIL import Image, ImageDraw
 from transformers import PreTrainedModel
 
 from exporter.parity import cosine_stats, top1_agreement
-from exporter.preprocess_config import load_written_processor
 from exporter.vision import ImageTower, TextTower
+from runtime.image_processor import load_written_processor
 
 LABELS = (
     "cat",

@@ -33,13 +33,13 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from exporter.errors import ExportError  # noqa: E402
-from exporter.progress import bar, step  # noqa: E402
 from reference.descriptions import Describer, FileDescriber, LlmDescriber  # noqa: E402
 from reference.errors import DataFolderError, DescriptionsFileError  # noqa: E402
 from reference.fudd import DEFAULT_K, rerank, top_k  # noqa: E402
 from reference.fudd_pairs import dump_pairs, load_pairs  # noqa: E402
 from reference.fudd_prompt import FuddPrompt  # noqa: E402
 from reference.vision import VisionModel, apply_template  # noqa: E402
+from runtime.progress import bar, step  # noqa: E402
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 

@@ -18,8 +18,8 @@ from tokenizers import Tokenizer
 
 from contract.manifest import ModelEntry, load_manifest
 from exporter.errors import ArtifactStoreError
-from exporter.onnx_decoder import OnnxDecoder
 from reference.sampling import SeededRandom, sample_token
+from runtime.onnx_decoder import OnnxDecoder
 
 _SPECIALS = ("bos_token", "eos_token", "unk_token", "pad_token")
 

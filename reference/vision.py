@@ -15,8 +15,8 @@ from PIL import Image
 
 from contract.manifest import ModelEntry, VisionInfo, load_manifest
 from exporter.errors import ArtifactStoreError
-from exporter.preprocess_config import load_written_processor
-from exporter.text_tokens import tokenize
+from runtime.image_processor import load_written_processor
+from runtime.text_tokens import tokenize
 
 BATCH = 32  # texts or images per onnxruntime call: bounded memory, few calls
 

@@ -1,4 +1,4 @@
-"""`make demo`: export the embedded defaults (once), then serve the app.
+"""`make demo` (`python -m scripts.demo` from the repo root): export the embedded defaults (once), then serve the app.
 
 Vision: openai/clip-vit-base-patch32 when the hub is reachable, else the tiny-random CLIP, SigLIP
 and ALIGN test models (the UI labels them untrained). LLM: the real SmolLM2-135M-Instruct that
@@ -12,10 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from contract.manifest import load_manifest
 
-from contract.manifest import load_manifest  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 HUB_CLIP = "openai/clip-vit-base-patch32"
 OFFLINE_VISION = ("tiny-random-clip", "tiny-random-siglip", "tiny-random-align")

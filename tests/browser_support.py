@@ -8,8 +8,6 @@ Registered from conftest.py (`pytest_plugins`). Browser tests are marked `@pytes
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import subprocess
 import tempfile
@@ -17,52 +15,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
-from PIL import Image
 
-from server_support import live_server
+from harness.chromium import CHROMIUM as CHROMIUM
+from harness.chromium import CHROMIUM_ARGS as CHROMIUM_ARGS
+from harness.chromium import WEBGPU_ARGS as WEBGPU_ARGS
+from harness.images import data_url as data_url
+from harness.images import fixed_images as fixed_images
+from harness.images import png_bytes as png_bytes
+from harness.live_server import live_server
+from harness.web_app import build_web as build_web
 
 REPO = Path(__file__).resolve().parent.parent
 WEB = REPO / "web"
 ENGINE = WEB / "src" / "engine"
 RESULTS = REPO / "test-results"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# SwiftShader's software WebGPU adapter: correct but slow, so only tiny models go there.
-WEBGPU_ARGS = [*CHROMIUM_ARGS, "--enable-unsafe-webgpu"]
 VISION_MODELS = ("tiny-random-clip", "tiny-random-siglip", "tiny-random-align")
 # MatMulNBits accuracy_level 4 quantizes activations to int8 in the native CPU kernel, never in WASM.
 FP32_ACCURACY_LEVEL = 1
-# Inputs of the web build: a newer one than dist/index.html means dist is stale.
-_WEB_SOURCES = ("src", "index.html", "vite.config.ts", "package.json", "package-lock.json", "tsconfig.json")
-
-
-def _newest_source_mtime() -> float:
-    paths = [p for name in _WEB_SOURCES for p in ([WEB / name] if (WEB / name).is_file() else (WEB / name).rglob("*"))]
-    return max(p.stat().st_mtime for p in paths if p.is_file())
-
-
-def build_web() -> Path:
-    """web/dist, rebuilt (npm run build, about 3 s) when any web source is newer than it."""
-    index = WEB / "dist" / "index.html"
-    if index.exists() and index.stat().st_mtime >= _newest_source_mtime():
-        return WEB / "dist"
-    if not (WEB / "node_modules").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=WEB, check=True, capture_output=True, timeout=600)
-    proc = subprocess.run(["npm", "run", "build"], cwd=WEB, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise AssertionError(f"npm run build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return WEB / "dist"
 
 
 def run_engine_script(body: str) -> object:
@@ -111,33 +82,6 @@ def fp32_compute_copy(model_path: Path, out_dir: Path) -> Path:
     out = out_dir / model_path.name
     onnx.save(model, str(out), save_as_external_data=True, location=model_path.name + "_data")
     return out
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def data_url(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode()
-
-
-def fixed_images(seed: int = 0) -> list[Image.Image]:
-    """Fixed RGB images, all non-square: each needs a resize (down and up) and, for CLIP/ALIGN, a crop.
-
-    Smooth gradients plus noise and hard edges, so resampling errors show up in the embeddings.
-    """
-    rng = np.random.default_rng(seed)
-    images = []
-    for width, height in [(97, 61), (45, 70), (200, 131), (33, 29)]:
-        y, x = np.mgrid[0:height, 0:width]
-        base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height)], axis=-1)
-        noise = rng.normal(0, 40, size=(height, width, 3))
-        block = ((x // 7 + y // 5) % 2)[..., None] * 60
-        pixels = np.clip(base + noise + block, 0, 255).astype(np.uint8)
-        images.append(Image.fromarray(pixels, "RGB"))
-    return images
 
 
 @dataclass

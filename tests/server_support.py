@@ -11,16 +11,12 @@ import http.client
 import os
 import random
 import re
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.artifacts import ArtifactStore
+from harness.live_server import free_port as free_port
+from harness.live_server import live_server as live_server
 from server.static import CONTENT_SECURITY_POLICY
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,12 +130,6 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Reply:
     status: int
@@ -158,50 +148,6 @@ def request(
     response = conn.getresponse()
     body = response.read()
     return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
-
-
-@contextmanager
-def live_server(artifacts: Path, web: Path | None = None, timeout: float = 30) -> Iterator[tuple[str, int]]:
-    """Runs `python -m server` on a free loopback port; yields (host, port)."""
-    port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "server",
-        "--artifacts",
-        str(artifacts),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    if web is not None:
-        args += ["--web", str(web)]
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited ({proc.returncode}): {proc.stdout.read().decode()[-2000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                if request(conn, "/healthz").status == 200:
-                    conn.close()
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield "127.0.0.1", port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def download_by_ranges(host: str, port: int, path: str, size: int, chunk: int, seed: int) -> bytes:

@@ -1,4 +1,4 @@
-"""Chat in the browser engine (web/src/engine/{chat,sampling,llm,webllm}.ts, ui/chat.ts).
+"""Chat in the browser engine (web/src/engine/llm/*.ts, ui/chat.ts).
 
 * Pure logic (path selection, sampling, request checks, streaming detokenization) runs in Node:
   rolldown (installed with vite) bundles a small driver with the engine's own TypeScript modules.
@@ -81,7 +81,7 @@ def test_chat_path_selection_needs_a_compiled_library_webgpu_and_its_features():
         ),
     }
     plans = run_engine_script(f"""
-import {{ planChatPath }} from "{ENGINE}/webllm.ts";
+import {{ planChatPath }} from "{ENGINE}/llm/webllm.ts";
 const cases = {json.dumps(cases)};
 const out = {{}};
 for (const [name, [llm, hasGpu, features, wasm]] of Object.entries(cases)) {{
@@ -110,7 +110,7 @@ print(out);
 
 def test_sampling_is_greedy_at_zero_seeded_and_stays_in_the_nucleus():
     out = run_engine_script(f"""
-import {{ SeededRandom, sampleToken, argmax, topIndices }} from "{ENGINE}/sampling.ts";
+import {{ SeededRandom, sampleToken, argmax, topIndices }} from "{ENGINE}/llm/sampling.ts";
 // probabilities 0.4, 0.3, 0.2, 0.1 (+ a tie at the top for argmax)
 const logits = Float32Array.from([0.4, 0.3, 0.2, 0.1].map(Math.log));
 const draw = (seed, n, t, p) => {{
@@ -146,7 +146,7 @@ print({{
 
 def test_request_checks_name_the_bad_field():
     out = run_engine_script(f"""
-import {{ normalizeRequest }} from "{ENGINE}/chat.ts";
+import {{ normalizeRequest }} from "{ENGINE}/llm/chat.ts";
 const msgs = [{{ role: "user", content: "hi" }}];
 const bad = {{
   empty: {{ messages: [] }}, role: {{ messages: [{{ role: "robot", content: "x" }}] }},
@@ -172,7 +172,7 @@ print({{ errors, ok: normalizeRequest({{ messages: msgs, logprobs: true }}, (m) 
 def test_streamed_pieces_join_to_the_full_text_and_never_split_a_character():
     text = "Héllo, 日本語 and 🙂!"
     out = run_engine_script(f"""
-import {{ TextStreamer }} from "{ENGINE}/llm.ts";
+import {{ TextStreamer }} from "{ENGINE}/llm/streamer.ts";
 // One token per UTF-8 byte: multi-byte characters span several tokens, as in byte-level BPE.
 const bytes = Array.from(new TextEncoder().encode({json.dumps(text)}));
 const decode = (ids) => new TextDecoder().decode(Uint8Array.from(ids));
@@ -263,7 +263,7 @@ def test_matmulnbits_dequantized_once_computes_what_onnxruntime_computes(tmp_pat
 
     info = run_engine_script(f"""
 import {{ readFileSync, writeFileSync }} from "node:fs";
-import {{ dequantizeMatMulNBits }} from "{ENGINE}/onnx_dequant.ts";
+import {{ dequantizeMatMulNBits }} from "{ENGINE}/runtime/onnx_dequant.ts";
 const result = dequantizeMatMulNBits(new Uint8Array(readFileSync({json.dumps(str(src))})));
 writeFileSync({json.dumps(str(dst))}, result.bytes);
 print({{ nodes: result.nodes, matmuls: result.matmuls }});
@@ -375,7 +375,7 @@ def test_smollm2_greedy_in_the_browser_matches_native_onnxruntime(smollm2_page, 
     # Tokens and log-probabilities: Python onnxruntime's greedy KV-cache loop on the same file,
     # step by step as the browser runs it (fp32 compute, like WASM). A single forced pass would not
     # do: dynamic int8 quantizes each step's activations with that step's own scale.
-    from exporter.onnx_decoder import OnnxDecoder
+    from runtime.onnx_decoder import OnnxDecoder
 
     decoder = OnnxDecoder(fp32_compute_copy(model_file, tmp_path))
     native, native_logp = native_greedy(decoder, expected_prompt, PARITY_TOKENS)

@@ -1,6 +1,6 @@
 """FuDD in the browser engine against reference/ (Python).
 
-* In Node: web/src/engine/fudd.ts's prompt, parser and re-ranking against reference/fudd_prompt.py and
+* In Node: web/src/engine/fudd/fudd.ts's prompt, parser and re-ranking against reference/fudd_prompt.py and
   reference/fudd.py (same pairs, rejection reasons, order, scores within 1e-4).
 * In Chromium, tiny-random-clip (fp32): `engine.classify({..., fudd})` with GIVEN descriptions equals
   reference/fudd.py over the same ONNX files (identical order, scores within 1e-4, same fallbacks).
@@ -44,7 +44,7 @@ OUTPUTS = [  # (a, b, LLM output): SmolLM2-135M outputs seen while tuning the pr
 def test_prompt_and_parser_match_python():
     cases = [[a, b, text] for a, b, text in OUTPUTS]
     got = run_engine_script(f"""
-import {{ FuddPrompt }} from "{ENGINE}/fudd.ts";
+import {{ FuddPrompt }} from "{ENGINE}/fudd/fudd.ts";
 const prompt = new FuddPrompt({PROMPT_FILE.read_text()});
 print({json.dumps(cases)}.map(([a, b, text]) => ({{
   messages: prompt.messages(a, b, 3), parsed: prompt.parse(text, a, b, 3),
@@ -94,7 +94,7 @@ def test_rerank_matches_python(scoring, k):
 
     want = rerank(image, labels, first, k, lambda a, b: pairs[(a, b)], embed, info)
     got = run_engine_script(f"""
-import {{ rerank }} from "{ENGINE}/fudd.ts";
+import {{ rerank }} from "{ENGINE}/fudd/fudd.ts";
 const embeds = {json.dumps({t: v.tolist() for t, v in embeds.items()})};
 const pairs = new Map({json.dumps([[f"{a}|{b}", v] for (a, b), v in pairs.items()])});
 const firstPass = {json.dumps([{"label": s.label, "score": s.score, "logit": 0} for s in want.first_pass])};
@@ -112,13 +112,13 @@ print(result);
 
 
 def test_reference_sampling_replays_the_browser_seed():
-    """reference/sampling.py draws as web/src/engine/sampling.ts does: same stream, same tokens."""
+    """reference/sampling.py draws as web/src/engine/llm/sampling.ts does: same stream, same tokens."""
     from reference.sampling import SeededRandom, sample_token
 
     logits = np.random.default_rng(3).normal(size=(6, 50)).astype(np.float32) * 3  # [steps, vocab]
     settings = [(0.0, 1.0), (0.7, 1.0), (1.0, 0.9), (1.3, 0.5)]
     got = run_engine_script(f"""
-import {{ SeededRandom, sampleToken }} from "{ENGINE}/sampling.ts";
+import {{ SeededRandom, sampleToken }} from "{ENGINE}/llm/sampling.ts";
 const stream = new SeededRandom(1234);
 const logits = {json.dumps(logits.tolist())}.map((row) => Float32Array.from(row));
 print({{
@@ -434,10 +434,10 @@ def smollm2_root(shared_artifacts):
 def test_smollm2_writes_usable_descriptions_as_python_does(smollm2_root, fudd_url, page_and_log, tmp_path):
     """The real SmolLM2 (its WASM default file): browser answers are Python's greedy tokens, and some
     class pairs get usable descriptions that the browser parses and wraps as Python does."""
-    from exporter.onnx_decoder import OnnxDecoder
     from reference.descriptions import LlmDescriber
     from reference.llm import ChatLLM
     from reference.vision import VisionModel
+    from runtime.onnx_decoder import OnnxDecoder
 
     root = smollm2_root
     page, log = page_and_log

@@ -1,4 +1,4 @@
-"""Offline use and integrity in the browser (web/src/sw.ts, engine/{cache,download,store}.ts, ui/storage.ts).
+"""Offline use and integrity in the browser (web/src/sw.ts, engine/storage/{cache,download,store}.ts, ui/storage.ts).
 
 Every test runs the real server behind a small recording proxy (`CuttingProxy`): it logs each
 request the browser sends (path, Range) and can cut a response body after N bytes by closing the

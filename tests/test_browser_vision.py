@@ -171,7 +171,7 @@ console.log(JSON.stringify(bad));
 
 
 def test_pil_resize_is_bit_exact_for_every_filter(tmp_path):
-    """web/src/engine/resample.ts (run by Node) against Pillow itself: every filter, up and down,
+    """web/src/engine/vision/resample.ts (run by Node) against Pillow itself: every filter, up and down,
     both pass orders (Pillow runs the vertical pass first when the height shrinks much more)."""
     import json
     import subprocess
@@ -184,7 +184,7 @@ def test_pil_resize_is_bit_exact_for_every_filter(tmp_path):
     subprocess.run(
         [
             str(tsc),
-            str(WEB / "src/engine/resample.ts"),
+            str(WEB / "src/engine/vision/resample.ts"),
             "--outDir",
             str(tmp_path),
             "--module",

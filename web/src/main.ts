@@ -3,7 +3,7 @@
 
 import "./styles.css";
 import { Engine, type ModelEntry } from "./engine/api";
-import type { RuntimeRequest } from "./engine/runtime";
+import type { RuntimeRequest } from "./engine/runtime/runtime";
 import { ChatTab } from "./ui/chat";
 import { ClassifyTab } from "./ui/classify";
 import { FuddPanel } from "./ui/fudd";

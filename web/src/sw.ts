@@ -6,12 +6,12 @@
 // * Navigations: network first (online users get the newest page), else the cached index.html.
 //   Cached responses keep their headers, COOP/COEP included: the page stays crossOriginIsolated.
 // * The WebLLM chunk (6 MB) is not precached: cached the first time it is used.
-// * /models/*: model files live in the verified OPFS cache (engine/cache.ts, filled by the engine
+// * /models/*: model files live in the verified OPFS cache (engine/storage/cache.ts, filled by the engine
 //   worker). URL-based loaders (WebLLM) get them from there; the engine's own downloads carry a
 //   ?sha256= query and Range headers and go to the network untouched.
 
 /// <reference lib="webworker" />
-import { cachedFile, findFile, readCachedManifest } from "./engine/cache";
+import { cachedFile, findFile, readCachedManifest } from "./engine/storage/cache";
 
 declare const self: ServiceWorkerGlobalScope;
 

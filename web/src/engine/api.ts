@@ -9,23 +9,23 @@
 //   await engine.explainClass({ label, images, against? | descriptions? })   // which descriptions it prefers
 //   await engine.embedImages(images), await engine.embedTexts(texts)   // normalised Float32Arrays
 
-import { ChatCompletions, type ChatTransport, type GenerationEvent, type GenerationResult } from "./chat";
+import { ChatCompletions, type ChatTransport, type GenerationEvent, type GenerationResult } from "./llm/chat";
 import { EngineClosedError, InvalidRequestError, ModelNotLoadedError, UnsupportedImageError, reviveError } from "./errors";
-import type { FuddProgress, GivenPair, PairReport } from "./fudd_describer";
-import type { ClassExplanation, ExplainRequestWire, FuddClassification, FuddImage, FuddOptionsWire, RankedDescription } from "./fudd_run";
-import type { ImagePayload } from "./image";
+import type { FuddProgress, GivenPair, PairReport } from "./fudd/describer";
+import type { ClassExplanation, ExplainRequestWire, FuddClassification, FuddImage, FuddOptionsWire, RankedDescription } from "./fudd/run";
+import type { ImagePayload } from "./vision/image";
 import type { ModelEntry } from "./manifest.gen";
-import type { ChatModelInfo } from "./llm";
+import type { ChatModelInfo } from "./llm/onnx_chat_model";
 import type { ChatLoadResult, LoadOptionsWire, LoadResult, RequestType, Requests, WorkerRequest, WorkerResponse } from "./protocol";
-import type { RuntimeName, RuntimeRequest } from "./runtime";
-import type { PixelValues } from "./preprocess";
-import type { LabelScore } from "./scoring";
-import { cacheUsage, clearCache, deleteModel, type CacheUsage } from "./cache";
-import { fetchManifest, type DownloadProgress, type ProgressCallback } from "./store";
-import type { VisionModelInfo } from "./vision";
+import type { RuntimeName, RuntimeRequest } from "./runtime/runtime";
+import type { PixelValues } from "./vision/preprocess";
+import type { LabelScore } from "./vision/scoring";
+import { cacheUsage, clearCache, deleteModel, type CacheUsage } from "./storage/cache";
+import { fetchManifest, type DownloadProgress, type ProgressCallback } from "./storage/store";
+import type { VisionModelInfo } from "./vision/vision_model";
 
 export * from "./errors";
-export type * from "./chat";
+export type * from "./llm/chat";
 export type { ChatLoadResult, ChatModelInfo };
 export type { ClassExplanation, FuddClassification, FuddImage, FuddProgress, GivenPair, PairReport, RankedDescription };
 export type { CacheUsage, DownloadProgress, LabelScore, LoadResult, ModelEntry, PixelValues, RuntimeName, VisionModelInfo };
@@ -131,7 +131,7 @@ export class Engine {
     completions: new ChatCompletions(this.chatTransport(), (message) => new InvalidRequestError(message)),
   };
   /**
-   * The verified offline model cache (OPFS, engine/cache.ts):
+   * The verified offline model cache (OPFS, engine/storage/cache.ts):
    *   await engine.storage.report()            // cached models with sizes, quota
    *   await engine.storage.cacheFiles(id, paths?, onProgress?)   // download for offline use
    *   await engine.storage.deleteModel(id), await engine.storage.clear()

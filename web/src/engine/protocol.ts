@@ -2,17 +2,17 @@
 // Every request carries an id; the worker answers with progress events and then exactly one
 // result or error for that id. The LLM engine adds its own request types here (chat).
 
-import type { GenerationEvent, GenerationParams, GenerationResult } from "./chat";
+import type { GenerationEvent, GenerationParams, GenerationResult } from "./llm/chat";
 import type { SerializedError } from "./errors";
-import type { ClassExplanation, ExplainRequestWire, FuddClassification, FuddOptionsWire } from "./fudd_run";
-import type { FuddProgress } from "./fudd_describer";
-import type { ImagePayload } from "./image";
-import type { ChatModelInfo } from "./llm";
-import type { RuntimeName, RuntimeRequest } from "./runtime";
-import type { PixelValues } from "./preprocess";
-import type { LabelScore } from "./scoring";
-import type { DownloadProgress } from "./store";
-import type { VisionModelInfo } from "./vision";
+import type { ClassExplanation, ExplainRequestWire, FuddClassification, FuddOptionsWire } from "./fudd/run";
+import type { FuddProgress } from "./fudd/describer";
+import type { ImagePayload } from "./vision/image";
+import type { ChatModelInfo } from "./llm/onnx_chat_model";
+import type { RuntimeName, RuntimeRequest } from "./runtime/runtime";
+import type { PixelValues } from "./vision/preprocess";
+import type { LabelScore } from "./vision/scoring";
+import type { DownloadProgress } from "./storage/store";
+import type { VisionModelInfo } from "./vision/vision_model";
 
 export interface LoadOptionsWire {
   runtime: RuntimeRequest;

@@ -3,17 +3,17 @@
 
 /// <reference lib="webworker" />
 import { ModelNotFoundError, ModelNotLoadedError, serializeError } from "./errors";
-import { OnnxChatModel, type ChatModel } from "./llm";
+import { OnnxChatModel, type ChatModel } from "./llm/onnx_chat_model";
 import promptText from "../../../contract/fudd_prompt.json?raw";
-import { FuddPrompt } from "./fudd";
-import { checkExplainRequest, checkFuddOptions, classifyWithFudd, explainClass, makeDescriber } from "./fudd_run";
-import { decodeImage, type ImagePayload } from "./image";
+import { FuddPrompt } from "./fudd/fudd";
+import { checkExplainRequest, checkFuddOptions, classifyWithFudd, explainClass, makeDescriber } from "./fudd/run";
+import { decodeImage, type ImagePayload } from "./vision/image";
 import type { ChatLoadResult, LoadResult, Requests, WorkerRequest, WorkerResponse } from "./protocol";
-import { chooseRuntime, findAdapter, startRuntime, type Runtime } from "./runtime";
-import { applyTemplate, scoreLabels } from "./scoring";
-import { cacheFiles, fetchManifest, fileEntry, findModel, type DownloadProgress } from "./store";
-import { VisionModel } from "./vision";
-import { planChatPath, WebLlmChatModel } from "./webllm";
+import { chooseRuntime, findAdapter, startRuntime, type Runtime } from "./runtime/runtime";
+import { applyTemplate, scoreLabels } from "./vision/scoring";
+import { cacheFiles, fetchManifest, fileEntry, findModel, type DownloadProgress } from "./storage/store";
+import { VisionModel } from "./vision/vision_model";
+import { planChatPath, WebLlmChatModel } from "./llm/webllm";
 
 declare const self: DedicatedWorkerGlobalScope;
 

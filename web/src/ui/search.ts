@@ -2,7 +2,7 @@
 // keep the index in IndexedDB, rank the images against a text query by cosine similarity.
 
 import { UnsupportedImageError, type Engine, type VisionModelInfo } from "../engine/api";
-import { dot } from "../engine/scoring";
+import { dot } from "../engine/vision/scoring";
 import { byId, clearErrors, showError } from "./status";
 import { clearImages, loadImages, saveImages, type IndexedImage } from "./storage";
 

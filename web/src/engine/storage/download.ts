@@ -5,8 +5,8 @@
 // hashed from disk before it moves to lumen-models/files/.
 
 import { cachedFile, fileHandle, folder, removeFile, sha256Hex } from "./cache";
-import { CorruptFileError, DownloadError, StorageQuotaError } from "./errors";
-import type { FileEntry } from "./manifest.gen";
+import { CorruptFileError, DownloadError, StorageQuotaError } from "../errors";
+import type { FileEntry } from "../manifest.gen";
 
 /** Attempts per file and load; an attempt is retried only when it received bytes (a cut, not "offline"). */
 const MAX_ATTEMPTS = 3;

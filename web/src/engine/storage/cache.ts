@@ -9,7 +9,7 @@
 // Files are named by content hash: a re-export that changes a file gets a new name, identical files
 // of two models are stored once, and a name says what its bytes must hash to.
 
-import type { FileEntry, Manifest, ModelEntry } from "./manifest.gen";
+import type { FileEntry, Manifest, ModelEntry } from "../manifest.gen";
 
 const ROOT = "lumen-models";
 const MANIFEST = "manifest.json";

@@ -1,7 +1,7 @@
 // Decoded RGB pixels from what callers pass (Blob or raw RGBA), in the worker. Decoding keeps
 // the file's own values: no premultiplied alpha, no colour-space conversion (PIL converts neither).
 
-import { UnsupportedImageError } from "./errors";
+import { UnsupportedImageError } from "../errors";
 import { rgbaToRgb } from "./preprocess";
 import type { RgbImage } from "./resample";
 

@@ -1,19 +1,19 @@
 // The MLC path: when the manifest lists a compiled MLC model library for the model and WebGPU has
 // the features it needs, chat runs on WebLLM (@mlc-ai/web-llm) with the self-hosted MLC artifacts
-// (/models/<id>/mlc/<quant>/resolve/main/..., no CDN); otherwise on onnxruntime-web (llm.ts).
+// (/models/<id>/mlc/<quant>/resolve/main/..., no CDN); otherwise on onnxruntime-web (onnx_chat_model.ts).
 // planChatPath is the whole decision, a pure function; WebLlmChatModel adapts WebLLM's
 // OpenAI-style engine to the ChatModel interface the worker drives.
 // Offline and integrity: WebLLM fetches URLs and caches them itself (and keeps a broken copy after a
-// failed download), so its files first go through our verified, resumable cache (store.ts), the
+// failed download), so its files first go through our verified, resumable cache (storage/store.ts), the
 // service worker answers WebLLM's requests from that cache (sw.ts), and WebLLM's own copy is
 // dropped after loading: one verified copy, usable offline.
 
 import type { MLCEngine } from "@mlc-ai/web-llm";
 import type { GenerationEvent, GenerationParams, GenerationResult, TokenLogprob } from "./chat";
-import { InferenceError } from "./errors";
-import type { ChatModel, ChatModelInfo } from "./llm";
-import type { LlmInfo, MlcBuild, ModelEntry } from "./manifest.gen";
-import { cacheFiles, fileEntry, modelUrl, type ProgressCallback } from "./store";
+import { InferenceError } from "../errors";
+import type { ChatModel, ChatModelInfo } from "./onnx_chat_model";
+import type { LlmInfo, MlcBuild, ModelEntry } from "../manifest.gen";
+import { cacheFiles, fileEntry, modelUrl, type ProgressCallback } from "../storage/store";
 
 /** What the worker knows about WebGPU: null when there is no adapter (with why). */
 export interface GpuSupport {

@@ -1,17 +1,17 @@
 // FuDD through the engine (in the worker): classify with re-ranking, and the explorer that ranks a
 // class's descriptions by how well the vision model matches them to the user's images ("If CLIP
-// Could Talk"). The re-ranking itself is fudd.ts; the descriptions come from fudd_describer.ts.
+// Could Talk"). The re-ranking itself is fudd.ts; the descriptions come from describer.ts.
 
-import type { ChatMessage } from "./chat";
-import { InvalidRequestError, ModelNotLoadedError } from "./errors";
+import type { ChatMessage } from "../llm/chat";
+import { InvalidRequestError, ModelNotLoadedError } from "../errors";
 import { type FuddPrompt, type FuddRanking, rerank, type TextEmbedder } from "./fudd";
-import { answerCache } from "./fudd_cache";
+import { answerCache } from "./cache";
 import {
   type Describer, type FuddProgress, type Generate, GivenDescriber, type GivenPair, LlmDescriber, type PairReport,
-} from "./fudd_describer";
-import type { ChatModel } from "./llm";
-import type { VisionInfo } from "./manifest.gen";
-import { applyTemplate, dot, type LabelScore, scoreLabels } from "./scoring";
+} from "./describer";
+import type { ChatModel } from "../llm/onnx_chat_model";
+import type { VisionInfo } from "../manifest.gen";
+import { applyTemplate, dot, type LabelScore, scoreLabels } from "../vision/scoring";
 
 export const DEFAULT_K = 5;
 

@@ -3,7 +3,7 @@
 // text_max_length (its tower reads no attention mask); the others pad to the longest in the batch.
 
 import { Tokenizer } from "@huggingface/tokenizers";
-import { UnsupportedModelConfigError } from "./errors";
+import { UnsupportedModelConfigError } from "../errors";
 
 export interface TextBatch {
   /** ONNX input name -> [batch, length] int64 */

@@ -2,7 +2,7 @@
 // logits = logit_scale * cos + logit_bias; softmax over the labels (CLIP, ALIGN) or an
 // independent sigmoid per label (SigLIP). Pure functions: used in the worker and the UI.
 
-import type { VisionInfo } from "./manifest.gen";
+import type { VisionInfo } from "../manifest.gen";
 
 export interface LabelScore {
   label: string;

@@ -1,26 +1,20 @@
 // A chat LLM on onnxruntime-web, in the worker: the decoder exported with KV cache (inputs
 // input_ids, attention_mask, position_ids, past_key_values.N.key/value; outputs logits,
-// present.N.key/value), its tokenizer and chat template, and the generation loop.
-//
-// Speed: per step the loop makes only the three small int64 inputs; the KV cache goes from one
-// run's outputs straight into the next run's inputs. On WebGPU the present.* outputs stay in GPU
-// buffers (preferredOutputLocation "gpu-buffer"); only logits come to the CPU. On WASM,
-// onnxruntime-web 1.30's run() copies every input into its heap and every output out of it (it
-// cannot bind outputs in the WASM heap), so the cache crosses JS once per step each way: about
-// 46 KB per cached token for SmolLM2-135M (30 layers x K,V x 3 heads x 64 x fp32), ~1 ms per step
-// at 100 tokens. The big cost on WASM is elsewhere: see onnx_dequant.ts.
+// present.N.key/value), its tokenizer and chat template, and the generation loop. The session and
+// its KV cache: decoder_session.ts; tokenizer and template: chat_tokenizer.ts; streaming: streamer.ts.
 
-import { Template } from "@huggingface/jinja";
-import { Tokenizer } from "@huggingface/tokenizers";
 import type * as Ort from "onnxruntime-web";
-import type { ChatMessage, GenerationEvent, GenerationParams, GenerationResult, TokenLogprob } from "./chat";
-import { InferenceError, InvalidRequestError, ModelNotFoundError, UnsupportedModelConfigError } from "./errors";
-import type { FileEntry, ModelEntry } from "./manifest.gen";
-import { dequantizeMatMulNBits, halfToFloat } from "./onnx_dequant";
-import type { Runtime } from "./runtime";
+import type { GenerationEvent, GenerationParams, GenerationResult, TokenLogprob } from "./chat";
+import { InferenceError, InvalidRequestError, ModelNotFoundError, UnsupportedModelConfigError } from "../errors";
+import type { FileEntry, ModelEntry } from "../manifest.gen";
+import { dequantizeMatMulNBits } from "../runtime/onnx_dequant";
+import type { Runtime } from "../runtime/runtime";
+import { checkSize, decodeJson, DEFAULT_MAX_MODEL_BYTES, pickVariant } from "../runtime/model_files";
+import { fetchFiles, fileEntry, type ProgressCallback } from "../storage/store";
+import { ChatTokenizer, type TokenizerConfig } from "./chat_tokenizer";
+import { createDecoderSession, kvSpec, logitsRow, releaseGpu, type KvSpec } from "./decoder_session";
 import { logSoftmax, SeededRandom, sampleToken, topIndices } from "./sampling";
-import { fetchFiles, fileEntry, type ProgressCallback } from "./store";
-import { checkSize, decodeJson, DEFAULT_MAX_MODEL_BYTES, pickVariant } from "./vision";
+import { TextStreamer } from "./streamer";
 
 export interface ChatModelInfo {
   id: string;
@@ -49,99 +43,10 @@ export interface ChatModel {
 
 export interface ChatLoadOptions {
   variant?: string;
-  /** WASM: expand MatMulNBits weights to fp32 once at load (default true; see onnx_dequant.ts). */
+  /** WASM: expand MatMulNBits weights to fp32 once at load (default true; see runtime/onnx_dequant.ts). */
   expandWeights?: boolean;
   maxBytes?: number;
   onProgress?: ProgressCallback;
-}
-
-type TokenizerConfig = Record<string, unknown> & { chat_template?: unknown };
-
-function tokenString(value: unknown): string | undefined {
-  if (typeof value === "string") return value;
-  if (value && typeof value === "object" && "content" in value) return String((value as { content: unknown }).content);
-  return undefined;
-}
-
-/** The tokenizer and chat template of a chat model (tokenizer.json, tokenizer_config.json). */
-export class ChatTokenizer {
-  private readonly tokenizer: Tokenizer;
-  private readonly template: Template;
-  private readonly specials: Record<string, string>;
-
-  constructor(tokenizerJson: object, config: TokenizerConfig, templateFile?: string) {
-    this.tokenizer = new Tokenizer(tokenizerJson, config);
-    const source = chatTemplateSource(config.chat_template) ?? templateFile;
-    if (!source) {
-      throw new UnsupportedModelConfigError("the model has no chat template (tokenizer_config.json chat_template)",
-        "re-export the model: the exporter writes the template into tokenizer_config.json");
-    }
-    this.template = new Template(source);
-    this.specials = {};
-    for (const key of ["bos_token", "eos_token", "unk_token", "pad_token"]) {
-      const text = tokenString(config[key]);
-      if (text !== undefined) this.specials[key] = text;
-    }
-  }
-
-  /** The prompt as the model was trained to see it, ending with the assistant's turn opening. */
-  promptIds(messages: ChatMessage[]): number[] {
-    const text = this.template.render({ messages, add_generation_prompt: true, ...this.specials });
-    // The template already wrote the special tokens; adding them again would double the BOS.
-    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
-  }
-
-  /** Byte-level BPE decodes exactly, so no "clean-up" of spaces: streamed pieces join to the same text. */
-  decode(ids: number[]): string {
-    if (ids.length === 0) return ""; // the library rejects an empty list
-    return this.tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
-  }
-
-  tokenText(id: number): string {
-    return this.tokenizer.decode([id], { skip_special_tokens: false, clean_up_tokenization_spaces: false });
-  }
-}
-
-/** tokenizer_config.json's chat_template: a string, or a list of named templates ("default" first). */
-function chatTemplateSource(value: unknown): string | undefined {
-  if (typeof value === "string") return value;
-  if (Array.isArray(value)) {
-    const named = value as Array<{ name?: string; template?: string }>;
-    return (named.find((t) => t.name === "default") ?? named[0])?.template;
-  }
-  return undefined;
-}
-
-/**
- * Turns a growing list of token ids into text deltas. Byte-level BPE can split one character over
- * several tokens, so each step decodes a short window (from the last emitted boundary) and emits
- * only new, complete text; joined, the deltas equal decode(all ids).
- */
-export class TextStreamer {
-  private readonly ids: number[] = [];
-  private prefixOffset = 0;
-  private readOffset = 0;
-
-  constructor(private readonly decode: (ids: number[]) => string) {}
-
-  /** Adds one token; returns the text it completes ("" while a character is still partial). */
-  push(id: number): string {
-    this.ids.push(id);
-    const before = this.decode(this.ids.slice(this.prefixOffset, this.readOffset));
-    const after = this.decode(this.ids.slice(this.prefixOffset));
-    if (after.length <= before.length || after.endsWith("\uFFFD")) return "";
-    this.prefixOffset = this.readOffset;
-    this.readOffset = this.ids.length;
-    return after.slice(before.length);
-  }
-
-  /** What is still held back at the end (an incomplete character decodes as U+FFFD). */
-  flush(): string {
-    const before = this.decode(this.ids.slice(this.prefixOffset, this.readOffset));
-    const after = this.decode(this.ids.slice(this.prefixOffset));
-    this.prefixOffset = this.readOffset = this.ids.length;
-    return after.length > before.length ? after.slice(before.length) : "";
-  }
 }
 
 /**
@@ -157,55 +62,6 @@ function yieldToEventLoop(): Promise<void> {
     yieldWaiters.push(resolve);
     yieldChannel.port2.postMessage(null);
   });
-}
-
-/** The logits of position `row` of a [1, seq, vocab] CPU tensor, as float32. */
-function logitsRow(tensor: Ort.Tensor, row: number): Float32Array {
-  const vocab = tensor.dims[2]!;
-  const data = tensor.data;
-  if (data instanceof Float32Array) return data.subarray(row * vocab, (row + 1) * vocab);
-  const out = new Float32Array(vocab);
-  const src = data as ArrayLike<number>;
-  const isBits = data instanceof Uint16Array; // fp16 as raw bits
-  for (let i = 0; i < vocab; i++) {
-    const v = src[row * vocab + i]!;
-    out[i] = isBits ? halfToFloat(v) : v;
-  }
-  return out;
-}
-
-interface KvSpec {
-  /** past_key_values.N.{key,value} -> present.N.{key,value} */
-  pastToPresent: Map<string, string>;
-  type: "float32" | "float16";
-  kvHeads: number;
-  headDim: number;
-}
-
-function kvSpec(session: Ort.InferenceSession, entry: ModelEntry): KvSpec {
-  const llm = entry.llm!;
-  const pastToPresent = new Map<string, string>();
-  for (const name of session.inputNames) {
-    if (!name.startsWith("past_key_values.")) continue;
-    const present = name.replace("past_key_values.", "present.");
-    if (!session.outputNames.includes(present)) {
-      throw new UnsupportedModelConfigError(`${entry.id}: input ${name} has no matching output ${present}`);
-    }
-    pastToPresent.set(name, present);
-  }
-  for (const name of ["input_ids", "attention_mask"]) {
-    if (!session.inputNames.includes(name)) {
-      throw new UnsupportedModelConfigError(`${entry.id}: the decoder has no ${name} input`, "re-export the model");
-    }
-  }
-  if (pastToPresent.size !== 2 * llm.num_layers || !session.outputNames.includes("logits")) {
-    throw new UnsupportedModelConfigError(
-      `${entry.id}: expected logits and ${2 * llm.num_layers} past/present tensors, found ${pastToPresent.size}`,
-      "export the decoder with KV cache (text-generation-with-past)");
-  }
-  const meta = session.inputMetadata.find((m) => m.name === pastToPresent.keys().next().value);
-  const type = meta?.isTensor && meta.type === "float16" ? "float16" : "float32";
-  return { pastToPresent, type, kvHeads: llm.num_kv_heads, headDim: llm.head_dim };
 }
 
 /** The .onnx file of a variant, and its external-data file(s) (`<file>.onnx_data`, `<file>.onnx_data_1`). */
@@ -398,36 +254,5 @@ export class OnnxChatModel implements ChatModel {
 
   async dispose(): Promise<void> {
     await this.session.release();
-  }
-}
-
-/** KV tensors that live in GPU buffers are freed by hand; CPU ones are ordinary garbage. */
-function releaseGpu(tensors: Map<string, Ort.Tensor>): void {
-  for (const t of tensors.values()) if (t.location === "gpu-buffer") t.dispose();
-}
-
-async function createDecoderSession(runtime: Runtime, entry: ModelEntry, bytes: Uint8Array,
-  externalData: Array<{ path: string; data: Uint8Array }>, what: string): Promise<Ort.InferenceSession> {
-  const options: Ort.InferenceSession.SessionOptions = {
-    executionProviders: runtime.executionProviders,
-    graphOptimizationLevel: "all",
-    freeDimensionOverrides: { batch_size: 1 },
-    // onnxruntime's C++ warnings (e.g. shape ops placed on the CPU next to WebGPU) reach console.error.
-    logSeverityLevel: 3,
-    ...(externalData.length > 0 && { externalData }),
-  };
-  if (runtime.name === "webgpu") {
-    // Keep the KV cache on the GPU between steps; logits (one row read per step) come to the CPU.
-    const locations: Record<string, Ort.Tensor.DataLocation> = { logits: "cpu" };
-    for (let layer = 0; layer < entry.llm!.num_layers; layer++) {
-      locations[`present.${layer}.key`] = locations[`present.${layer}.value`] = "gpu-buffer";
-    }
-    options.preferredOutputLocation = locations;
-  }
-  try {
-    return await runtime.ort.InferenceSession.create(bytes, options);
-  } catch (err) {
-    throw new InferenceError(`onnxruntime-web (${runtime.name}) cannot load ${what}: ${String(err)}`,
-      runtime.name === "webgpu" ? "retry with the WASM runtime" : "re-export the model");
   }
 }

@@ -4,10 +4,10 @@
 // the order the LLM sees them; a pair with nothing usable falls back to the template prompts, and
 // every fallback is reported with the answer and the parser's reasons.
 
-import type { AnswerCache } from "./fudd_cache";
-import { answerKey } from "./fudd_cache";
+import type { AnswerCache } from "./cache";
+import { answerKey } from "./cache";
 import type { ChatTurn, FuddPrompt } from "./fudd";
-import { applyTemplate } from "./scoring";
+import { applyTemplate } from "../vision/scoring";
 
 /** Descriptions written elsewhere (e.g. a FuDD pairwise file): full texts for labels[0] and labels[1]. */
 export interface GivenPair {

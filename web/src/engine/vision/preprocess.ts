@@ -3,7 +3,7 @@
 // convert to RGB -> resize (PIL, see resample.ts) -> center crop -> rescale -> normalize -> CHW.
 // Each step follows transformers' numpy code path, including its float64 rescale.
 
-import { UnsupportedModelConfigError } from "./errors";
+import { UnsupportedModelConfigError } from "../errors";
 import { PilResample, pilResize, type RgbImage } from "./resample";
 
 type Size = { height?: number; width?: number; shortest_edge?: number; longest_edge?: number } | number;

@@ -2,17 +2,17 @@
 // processor config and tokenizer, and the manifest's VisionInfo for scoring.
 
 import type * as Ort from "onnxruntime-web";
-import { InferenceError, ModelNotFoundError, ModelTooLargeError } from "./errors";
-import type { ModelEntry, VisionInfo } from "./manifest.gen";
+import { InferenceError, ModelNotFoundError } from "../errors";
+import type { ModelEntry, VisionInfo } from "../manifest.gen";
+import { checkSize, decodeJson, DEFAULT_MAX_MODEL_BYTES, pickVariant } from "../runtime/model_files";
+import type { Runtime } from "../runtime/runtime";
+import { createSession } from "../runtime/session";
+import { fetchFiles, fileEntry, type ProgressCallback } from "../storage/store";
 import { preprocess, type PixelValues, type PreprocessorConfig } from "./preprocess";
 import type { RgbImage } from "./resample";
-import type { Runtime } from "./runtime";
 import { l2Normalize } from "./scoring";
-import { fetchFiles, fileEntry, type ProgressCallback } from "./store";
-import { TextTokenizer } from "./tokenizer";
+import { TextTokenizer } from "./text_tokenizer";
 
-/** 32-bit WASM has 4 GiB of memory; the model bytes and the weights built from them both live there. */
-export const DEFAULT_MAX_MODEL_BYTES = 2 * 1024 ** 3;
 const IMAGE_BATCH = 8;
 const TEXT_BATCH = 32;
 // Dynamic int8 quantization scales activations per run, so an item's embedding would depend on
@@ -35,48 +35,6 @@ export interface VisionModelInfo {
   note: string | null;
   bytes: number;
   vision: VisionInfo;
-}
-
-export function pickVariant(entry: ModelEntry, runtime: Runtime, requested?: string): string {
-  const name = requested ?? entry.defaults[runtime.name] ?? Object.keys(entry.variants)[0];
-  if (!name || !entry.variants[name]) {
-    throw new ModelNotFoundError(`model ${entry.id} has no variant ${name ?? "(none)"}`,
-      `choose one of: ${Object.keys(entry.variants).join(", ")}`);
-  }
-  return name;
-}
-
-export function checkSize(entry: ModelEntry, variant: string, bytes: number, largestFile: number, runtime: Runtime,
-  maxBytes: number): void {
-  const gib = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GiB`;
-  if (bytes > maxBytes) {
-    throw new ModelTooLargeError(
-      `${entry.id} (${variant}) needs ${gib(bytes)} of model files; this runtime allows ${gib(maxBytes)}`,
-      "choose a smaller (quantized) variant or a smaller model");
-  }
-  if (runtime.maxBufferSize !== undefined && largestFile > runtime.maxBufferSize) {
-    throw new ModelTooLargeError(
-      `${entry.id} (${variant}) has a ${gib(largestFile)} file; this GPU's largest buffer is ${gib(runtime.maxBufferSize)}`,
-      "choose a quantized variant, or use the WASM runtime");
-  }
-}
-
-export function decodeJson<T>(bytes: Uint8Array | undefined, path: string): T {
-  if (!bytes) throw new ModelNotFoundError(`${path} was not downloaded`);
-  return JSON.parse(new TextDecoder().decode(bytes)) as T;
-}
-
-async function createSession(runtime: Runtime, bytes: Uint8Array, what: string): Promise<Ort.InferenceSession> {
-  try {
-    return await runtime.ort.InferenceSession.create(bytes, {
-      executionProviders: runtime.executionProviders,
-      graphOptimizationLevel: "all",
-      logSeverityLevel: 3, // errors only: node-placement warnings would reach the console as errors
-    });
-  } catch (err) {
-    throw new InferenceError(`onnxruntime-web (${runtime.name}) cannot load ${what}: ${String(err)}`,
-      runtime.name === "webgpu" ? "retry with the WASM runtime" : "re-export the model");
-  }
 }
 
 /** Rows of a [n, dim] output, L2-normalised. */

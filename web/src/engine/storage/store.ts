@@ -4,8 +4,8 @@
 
 import { readCachedManifest, writeCachedManifest } from "./cache";
 import { checkQuota, isQuotaError, loadVerified, megabytes } from "./download";
-import { DownloadError, ModelNotFoundError, StorageQuotaError } from "./errors";
-import type { FileEntry, Manifest, ModelEntry } from "./manifest.gen";
+import { DownloadError, ModelNotFoundError, StorageQuotaError } from "../errors";
+import type { FileEntry, Manifest, ModelEntry } from "../manifest.gen";
 
 export interface DownloadProgress {
   loadedBytes: number;

@@ -4,8 +4,8 @@
 // Every rule mirrors reference/fudd_prompt.py and reference/fudd.py; tests/test_browser_fudd.py
 // checks both give the same pairs, reasons, order and scores.
 
-import type { VisionInfo } from "./manifest.gen";
-import { applyTemplate, dot, type LabelScore, l2Normalize, scoreLabels } from "./scoring";
+import type { VisionInfo } from "../manifest.gen";
+import { applyTemplate, dot, type LabelScore, l2Normalize, scoreLabels } from "../vision/scoring";
 
 export interface ChatTurn {
   role: string;

@@ -2,7 +2,7 @@
 // (threads = hardwareConcurrency when the page is cross-origin isolated). Runs in the worker.
 
 import type * as Ort from "onnxruntime-web";
-import { WebGPUUnavailableError } from "./errors";
+import { WebGPUUnavailableError } from "../errors";
 
 export type RuntimeName = "webgpu" | "wasm";
 export type RuntimeRequest = "auto" | RuntimeName;

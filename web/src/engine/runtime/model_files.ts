@@ -1,0 +1,38 @@
+// What every model loader does with the manifest's files: choose a variant, check it fits this
+// runtime, and read its JSON files.
+
+import { ModelNotFoundError, ModelTooLargeError } from "../errors";
+import type { ModelEntry } from "../manifest.gen";
+import type { Runtime } from "./runtime";
+
+/** 32-bit WASM has 4 GiB of memory; the model bytes and the weights built from them both live there. */
+export const DEFAULT_MAX_MODEL_BYTES = 2 * 1024 ** 3;
+
+export function pickVariant(entry: ModelEntry, runtime: Runtime, requested?: string): string {
+  const name = requested ?? entry.defaults[runtime.name] ?? Object.keys(entry.variants)[0];
+  if (!name || !entry.variants[name]) {
+    throw new ModelNotFoundError(`model ${entry.id} has no variant ${name ?? "(none)"}`,
+      `choose one of: ${Object.keys(entry.variants).join(", ")}`);
+  }
+  return name;
+}
+
+export function checkSize(entry: ModelEntry, variant: string, bytes: number, largestFile: number, runtime: Runtime,
+  maxBytes: number): void {
+  const gib = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GiB`;
+  if (bytes > maxBytes) {
+    throw new ModelTooLargeError(
+      `${entry.id} (${variant}) needs ${gib(bytes)} of model files; this runtime allows ${gib(maxBytes)}`,
+      "choose a smaller (quantized) variant or a smaller model");
+  }
+  if (runtime.maxBufferSize !== undefined && largestFile > runtime.maxBufferSize) {
+    throw new ModelTooLargeError(
+      `${entry.id} (${variant}) has a ${gib(largestFile)} file; this GPU's largest buffer is ${gib(runtime.maxBufferSize)}`,
+      "choose a quantized variant, or use the WASM runtime");
+  }
+}
+
+export function decodeJson<T>(bytes: Uint8Array | undefined, path: string): T {
+  if (!bytes) throw new ModelNotFoundError(`${path} was not downloaded`);
+  return JSON.parse(new TextDecoder().decode(bytes)) as T;
+}
