@@ -12,8 +12,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.plan import RESULTS, SECTIONS, BenchError, Plan, ensure_models, make_plan
-from exporter.errors import ExportError
+from bench.plan import RESULTS, SECTIONS, Plan, ensure_models, make_plan
+from contract.errors import LumenError
 
 
 def _sections(text: str) -> tuple[str, ...]:
@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         _measure(plan, results)
-    except (BenchError, ExportError) as err:
-        print(f"error: {err}\nfix: {err.fix}", file=sys.stderr)
-        return 2
+    except LumenError as err:  # BenchError, or an export the plan asked for
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
     results["machine"]["load_average_end"] = machine.load_average()
     results["seconds"] = round(time.time() - started, 1)
     results["goals"] = report.goals(results)

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.errors import LumenError
 from contract.manifest import ModelEntry, load_manifest
 from runtime.progress import step
 
@@ -19,12 +20,8 @@ LABELS = ("cat", "dog", "car", "lighthouse", "storm", "tree", "boat", "bird")
 TEXTS = tuple(f"a photo of a {label}." for label in LABELS)
 
 
-class BenchError(Exception):
+class BenchError(LumenError):
     """A benchmark cannot run as asked; `fix` says what to do. The CLI prints both and exits 2."""
-
-    def __init__(self, message: str, fix: str) -> None:
-        super().__init__(message)
-        self.fix = fix
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
+from contract.errors import LumenError
 
-class ExportError(Exception):
-    """Base class: `str(err)` says what went wrong, `err.fix` what to do about it."""
 
-    exit_code = 2
-
-    def __init__(self, message: str, fix: str | None = None) -> None:
-        super().__init__(message)
-        self.fix = fix
-
-    def __str__(self) -> str:
-        base = super().__str__()
-        return f"{base}\n  fix: {self.fix}" if self.fix else base
+class ExportError(LumenError):
+    """Base class of the exporter's errors: `str(err)` says what went wrong, `err.fix` what to do about it."""
 
 
 class SourceNotFoundError(ExportError):
@@ -39,6 +31,11 @@ class UnsupportedQuantizationError(ExportError):
 
 class ParityError(ExportError):
     """An exported file disagrees with its PyTorch reference beyond the stated tolerance."""
+
+
+class CarriedBlocksError(ExportError):
+    """GGUF blocks that cannot be carried into the exported graph: they do not dequantize to the
+    weight they replace, or the graph has no MatMul/Gather for them."""
 
 
 class DiskFullError(ExportError):

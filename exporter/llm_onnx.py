@@ -16,6 +16,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from transformers import PreTrainedModel
 
+from exporter.errors import CarriedBlocksError
 from exporter.gguf_blocks import BLOCK, BlockWeight, nibble_parts, pack_nibbles, pack_zero_points
 
 MS_DOMAIN = "com.microsoft"
@@ -62,7 +63,10 @@ class _Rewriter:
     def check(self, node: onnx.NodeProto, index: int, expected: np.ndarray | None) -> None:
         """Drops the replaced fp32 initializer; when verifying, it must equal the blocks' dequantized values."""
         if self.verify and not np.array_equal(numpy_helper.to_array(self.inits[node.input[index]]), expected):
-            raise ValueError(f"{node.name}: the GGUF blocks do not dequantize to the exported weight")
+            raise CarriedBlocksError(
+                f"{node.name}: the GGUF blocks do not dequantize to the exported weight",
+                fix="report this GGUF: its tensors and the model loaded from it disagree (or re-download the file)",
+            )
         self.dropped.add(node.input[index])
 
     def store_parts(self, module: str, weight: BlockWeight) -> list[tuple[str, str, BlockWeight]]:
@@ -207,7 +211,7 @@ def carry_blocks(
     block-quantized ops holding the very same codes, scales and minimums. Modifies `model` in place.
     Pass the embedding's own BlockWeight as linears["lm_head"] for tied weights: it is stored once.
 
-    verify: raise ValueError unless every block set dequantizes exactly (bit for bit) to the weight it
+    verify: raise CarriedBlocksError unless every block set dequantizes exactly (bit for bit) to the weight it
     replaces (blocks carried from the GGUF the weights were loaded from); False for re-quantized blocks.
     """
     rw = _Rewriter(model, verify)
@@ -230,5 +234,8 @@ def carry_blocks(
             nodes.append(node)
     missing = set(linears) - done | ({"model.embed_tokens"} - done if embedding is not None else set())
     if missing:
-        raise ValueError(f"no MatMul/Gather found in the exported graph for {sorted(missing)}")
+        raise CarriedBlocksError(
+            f"no MatMul/Gather found in the exported graph for {sorted(missing)}",
+            fix="export an fp32 variant only (--variants fp32): this architecture's graph names differ from Llama's",
+        )
     return rw.finish(nodes)

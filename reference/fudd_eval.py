@@ -32,7 +32,7 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from exporter.errors import ExportError  # noqa: E402
+from contract.errors import LumenError  # noqa: E402
 from reference.descriptions import Describer, FileDescriber, LlmDescriber  # noqa: E402
 from reference.errors import DataFolderError, DescriptionsFileError  # noqa: E402
 from reference.fudd import DEFAULT_K, rerank, top_k  # noqa: E402
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--k must be at least 1")
     try:
         report = evaluate(args)
-    except ExportError as err:
+    except LumenError as err:
         if args.verbose:
             traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)

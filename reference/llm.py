@@ -17,7 +17,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer
 
 from contract.manifest import ModelEntry, load_manifest
-from exporter.errors import ArtifactStoreError
+from reference.errors import ArtifactsError
 from reference.sampling import SeededRandom, sample_token
 from runtime.onnx_decoder import OnnxDecoder
 
@@ -35,7 +35,7 @@ class Generation:
 def llm_entry(root: Path, model_id: str) -> ModelEntry:
     entry = load_manifest(root).get(model_id)
     if entry is None or entry.llm is None:
-        raise ArtifactStoreError(
+        raise ArtifactsError(
             f"{root} has no chat model {model_id!r}",
             fix=f"export one: python -m exporter llm --model smollm2 --out {root}",
         )
@@ -51,7 +51,7 @@ def _template_source(folder: Path, config: dict) -> str:
         return value
     if (folder / "chat_template.jinja").is_file():
         return (folder / "chat_template.jinja").read_text(encoding="utf-8")
-    raise ArtifactStoreError(f"{folder.name} has no chat template", fix="re-export the model")
+    raise ArtifactsError(f"{folder.name} has no chat template", fix="re-export the model")
 
 
 def _special_text(value: object) -> str | None:

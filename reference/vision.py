@@ -14,7 +14,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from contract.manifest import ModelEntry, VisionInfo, load_manifest
-from exporter.errors import ArtifactStoreError
+from reference.errors import ArtifactsError
 from runtime.image_processor import load_written_processor
 from runtime.text_tokens import tokenize
 
@@ -46,7 +46,7 @@ def scores_from_cosines(cos: np.ndarray, info: VisionInfo) -> np.ndarray:
 def vision_entry(root: Path, model_id: str) -> ModelEntry:
     entry = load_manifest(root).get(model_id)
     if entry is None or entry.vision is None:
-        raise ArtifactStoreError(
+        raise ArtifactsError(
             f"{root} has no vision model {model_id!r}",
             fix=f"export one: python -m exporter clip --model <checkpoint> --out {root}",
         )
@@ -61,7 +61,7 @@ class VisionModel:
         self.info: VisionInfo = self.entry.vision  # type: ignore[assignment]
         self.variant = variant or self.entry.defaults["wasm"]
         if self.variant not in self.entry.variants:
-            raise ArtifactStoreError(
+            raise ArtifactsError(
                 f"{model_id} has no variant {self.variant!r} (has {', '.join(self.entry.variants)})",
                 fix="pick one of the listed variants",
             )

@@ -12,21 +12,15 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.errors import LumenError
 from contract.manifest import MANIFEST_NAME, FileEntry, Manifest, ModelEntry, load_manifest, revision_dir
 from server.static import is_inside
 
 log = logging.getLogger("lumen.server")
 
 
-class ArtifactFolderError(Exception):
+class ArtifactFolderError(LumenError):
     """The artifact folder cannot be served (missing, or its manifest is invalid); carries the fix."""
-
-    def __init__(self, message: str, fix: str) -> None:
-        super().__init__(message)
-        self.fix = fix
-
-    def __str__(self) -> str:
-        return f"{super().__str__()}\n  fix: {self.fix}"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from contract.manifest import load_manifest
 from exporter.artifacts import sha256_file
+from exporter.errors import CarriedBlocksError
 from exporter.gguf_blocks import nibble_parts, pack_nibbles, rope_unpermute_order, unpack_blocks
 from exporter.llm_onnx import carry_blocks
 from conftest import run_cli
@@ -122,7 +123,7 @@ def test_carried_blocks_run_in_onnxruntime_as_the_dequantized_matmul(kind):
     assert np.array_equal(emb[0], dense[ids[0]])  # the embedding is exact
     expected = dense[ids[0]].astype(np.float64) @ dense.T.astype(np.float64)
     assert np.abs(logits[0] - expected).max() < 1e-4 * np.abs(expected).max()
-    with pytest.raises(ValueError, match="do not dequantize"):  # blocks of another weight are refused
+    with pytest.raises(CarriedBlocksError, match="do not dequantize"):  # blocks of another weight are refused
         carry_blocks(other, {"lm_head": unpack_blocks(_ggml(w * 2, kind), kind, w.shape)}, None)
 
 
