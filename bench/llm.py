@@ -160,7 +160,7 @@ def llama_cpp(plan: Plan, prompt: list[int]) -> dict | str:
         timeout=900,
     )
     if proc.returncode == -signal.SIGILL:
-        return "crashed (SIGILL: rebuild llama-cpp-python for this CPU, see DESIGN.md)"
+        return "crashed (SIGILL: rebuild llama-cpp-python for this CPU, see docs/design.md)"
     if proc.returncode != 0:
         return f"failed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}"
     return _timed(json.loads(proc.stdout))

@@ -97,7 +97,7 @@ def _export(plan: Plan, args: list[str]) -> None:
 
 def ensure_models(plan: Plan) -> tuple[ModelEntry | None, ModelEntry | None]:
     """(llm entry, clip entry), exporting what the artifact folder lacks. The LLM gets the shipped
-    defaults (q4, q8) plus int8, Transformers.js's best file in DESIGN.md; CLIP gets fp32, int8, q4."""
+    defaults (q4, q8) plus int8, Transformers.js's best file (docs/design.md); CLIP gets fp32, int8, q4."""
     wants_llm = {"llm", "load", "sizes"} & set(plan.sections)
     wants_clip = {"clip", "load", "sizes"} & set(plan.sections)
     manifest = load_manifest(plan.artifacts)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,34 @@ def test_no_sys_path_manipulation_outside_conftest() -> None:
     files = [p for package in (*PACKAGES, "tests") for p in _python_files(package)]
     offenders = [str(p.relative_to(REPO)) for p in files if p != REPO / "tests" / "conftest.py" and _edits_sys_path(p)]
     assert not offenders, offenders
+
+
+_CITED_FILE = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[\w.-]+\.(?:md|sh))\b")
+_MD_LINK = re.compile(r"\]\(([^)#\s]+)")
+# Files the code writes (not citations): `python -m bench` writes bench.md next to bench.json.
+WRITTEN = {"bench.md"}
+
+
+def _tracked_text_files() -> list[Path]:
+    out = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    suffixes = {".md", ".py", ".toml", ".sh", ".ts", ".txt", ".cfg", ""}
+    skip = ("package-lock.json", "docs/bench.json")
+    return [
+        REPO / name
+        for name in out.splitlines()
+        if Path(name).suffix in suffixes and not name.endswith(skip) and (REPO / name).is_file()
+    ]
+
+
+def test_every_cited_file_and_link_resolves_inside_the_repo() -> None:
+    """A user who follows `see docs/design.md` or a Markdown link lands on a file that exists."""
+    missing = []
+    for path in _tracked_text_files():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        cited = set(_CITED_FILE.findall(text))
+        if path.suffix == ".md":
+            cited |= {link for link in _MD_LINK.findall(text) if "://" not in link}
+        for name in cited - WRITTEN:
+            if not ((REPO / name).exists() or (path.parent / name).exists()):
+                missing.append(f"{path.relative_to(REPO)} cites {name}")
+    assert not missing, missing
