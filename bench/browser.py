@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from bench.plan import REPO, BenchError
 from harness.chromium import CHROMIUM, CHROMIUM_ARGS, WEBGPU_ARGS
@@ -16,7 +17,7 @@ from harness.images import data_url, fixed_images, png_bytes
 from harness.live_server import free_port, live_server
 from harness.web_app import build_web
 
-__all__ = ["CHROMIUM", "Browser", "web_bundle", "free_port", "image_urls", "live_server", "webgpu_adapter"]
+__all__ = ["CHROMIUM", "Browser", "free_port", "image_urls", "live_server", "web_bundle", "webgpu_adapter"]
 TIMEOUT_MS = 900_000  # one measurement (the slowest: 4-bit generation in Transformers.js)
 READY_MS = 120_000  # a page whose module failed to import never gets ready
 
@@ -87,7 +88,7 @@ def chromium(extra_args: tuple[str, ...] = ()) -> Iterator[Browser]:
             browser.close()
 
 
-def evaluate(page, script: str, args: list) -> dict:
+def evaluate(page, script: str, args: list) -> Any:
     """page.evaluate with JSON-able args; failures name the script's first line."""
     try:
         return page.evaluate(script, args)

@@ -74,9 +74,9 @@ def _measure(plan: Plan, results: dict) -> None:
                 )
             }
             browser = stack.enter_context(chromium())
-            if "llm" in plan.sections:
+            if "llm" in plan.sections and llm_entry:  # ensure_models exported what the sections need
                 sections["llm"] = llm.run(plan, llm_entry, ours_url, peer_url, browser)
-            if "clip" in plan.sections:
+            if "clip" in plan.sections and clip_entry:
                 sections["clip"] = clip.run(plan, clip_entry, ours_url, peer_url, browser)
             if "load" in plan.sections:
                 sections["load"] = load.run(plan, llm_entry, clip_entry, ours_url, peer_url, browser)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -174,7 +175,7 @@ def run(plan: Plan, entry: ModelEntry, ours_url: str, peer_url: str, browser: Br
                 progress.update(1)
             stems = {"vision": Path(files["vision_model"]).stem, "text": Path(files["text_model"]).stem}
             engines[f"transformers_js_{plan.native_threads}t"] = or_reason(
-                lambda: peer(browser, peer_url, plan, stems, plan.native_threads, urls)
+                partial(peer, browser, peer_url, plan, stems, plan.native_threads, urls)
             )
             progress.update(1)
             engines[f"native_ort_{plan.native_threads}t"] = native(
@@ -183,7 +184,7 @@ def run(plan: Plan, entry: ModelEntry, ours_url: str, peer_url: str, browser: Br
             progress.update(1)
             label = f"{variant} ({Path(files['vision_model']).name}, {Path(files['text_model']).name})"
             table += rows.metric_rows("clip", plan.clip_id, label, engines, rows.CLIP_METRICS, plan.native_threads)
-        torch_engine = {"pytorch_fp32": pytorch(plan.artifacts, plan.clip_id, plan, inputs)}
+        torch_engine: dict[str, dict | str] = {"pytorch_fp32": pytorch(plan.artifacts, plan.clip_id, plan, inputs)}
         progress.update(1)
     table += rows.metric_rows(
         "clip", plan.clip_id, "PyTorch fp32 (same architecture)", torch_engine, rows.CLIP_METRICS, plan.native_threads

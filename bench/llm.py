@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from bench import rows
@@ -180,7 +181,7 @@ def run(plan: Plan, entry: ModelEntry, ours_url: str, peer_url: str, browser: Br
                 engines[f"ours_wasm_{threads}t"] = ours(browser, ours_url, plan, variant, threads, prompt)
                 progress.update(1)
             engines[f"transformers_js_{plan.native_threads}t"] = or_reason(
-                lambda: peer(browser, peer_url, plan, Path(logical).stem, plan.native_threads, prompt)
+                partial(peer, browser, peer_url, plan, Path(logical).stem, plan.native_threads, prompt)
             )
             progress.update(1)
             engines[f"native_ort_{plan.native_threads}t"] = native(model_file, prompt, plan.native_threads, plan)

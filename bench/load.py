@@ -39,7 +39,8 @@ PEER_CHAT_JS = """async ([id, file, messages]) => {
 
 def _cold_warm(browser: Browser, url: str, ready: str, script: str, args: list, runs: int) -> dict:
     """Per run: a fresh context (cold), then the same page reloaded (warm); ms since navigation start."""
-    cold, warm = [], []
+    cold: list[float] = []
+    warm: list[float] = []
     for _ in range(runs):
         with browser.context() as context:
             page = browser.open(context, url, ready)

@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # no display here; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from bench.report import ENGINES  # noqa: E402
+from bench.report import ENGINES
 
 
 def _grouped(ax, rows: list[dict], title: str, unit: str) -> None:
@@ -68,7 +68,7 @@ def draw(results: dict, path: Path) -> Path:
     fig, axes = plt.subplots(
         len(panels) + ("sizes" in sections), 1, figsize=(11, 3.6 * (len(panels) + 1)), squeeze=False
     )
-    for ax, (rows, title, unit) in zip(axes[:, 0], panels):
+    for ax, (rows, title, unit) in zip(axes[:, 0], panels, strict=False):
         _grouped(ax, rows, title, unit)
     if "sizes" in sections:
         ax = axes[-1, 0]

@@ -126,9 +126,11 @@ def goals(results: dict) -> list[dict]:
 def markdown(results: dict, plot_name: str | None) -> str:
     m, c = results["machine"], results["config"]
     parts = [
-        f"Machine: {m['cpu']}, {m['cores']} cores; load average {m['load_average_start']} at the start, "
-        f"{m.get('load_average_end')} at the end. Chromium: {m['chromium']}; onnxruntime {m['onnxruntime']}, "
-        f"torch {m['torch']}; Transformers.js {c.get('transformers_js')}.",
+        (
+            f"Machine: {m['cpu']}, {m['cores']} cores; load average {m['load_average_start']} at the start, "
+            f"{m.get('load_average_end')} at the end. Chromium: {m['chromium']}; onnxruntime {m['onnxruntime']}, "
+            f"torch {m['torch']}; Transformers.js {c.get('transformers_js')}."
+        ),
         f"Medians after a warm-up, (min–max) beside them: {c['runs']} runs (browser loops: at least "
         f"{c['min_runs']}, more while a {c['budget_s']:.0f} s budget per measurement lasts; the JSON has n). "
         "Ratios compare medians as speed at 2 threads: above 1 means ours is faster."

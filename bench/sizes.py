@@ -35,7 +35,7 @@ def model_rows(entry: ModelEntry) -> list[dict]:
                 "default_for": defaults,
             }
         )
-    for build, folder in zip(entry.llm.mlc if entry.llm else [], mlc_dirs):
+    for build, folder in zip(entry.llm.mlc if entry.llm else [], mlc_dirs, strict=False):
         files = [p for p in by_path if p.startswith(folder)]
         total = sum(by_path[p] for p in files)
         out.append(

@@ -19,7 +19,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
+Scoring = Literal["softmax", "sigmoid"]
+MlcQuantization = Literal["q0f32", "q0f16", "q4f32_1", "q4f16_1"]
 MANIFEST_NAME = "manifest.json"
 REVISIONS_DIR = ".rev"
 # One optional "org/" level, as hub ids have; no dot-only segments, so no traversal.
@@ -62,7 +64,7 @@ class Variant(_Strict):
 class VisionInfo(_Strict):
     """What the browser needs to score images against texts exactly as PyTorch does."""
 
-    scoring: Literal["softmax", "sigmoid"]
+    scoring: Scoring
     logit_scale: float = Field(description="Already exponentiated: logits = logit_scale * cos + logit_bias.")
     logit_bias: float = 0.0
     template: str = Field(description="Default prompt; '{}' is replaced by the label.")
@@ -76,7 +78,7 @@ class VisionInfo(_Strict):
 
 
 class MlcBuild(_Strict):
-    quantization: Literal["q0f32", "q0f16", "q4f32_1", "q4f16_1"]
+    quantization: MlcQuantization
     path: str = Field(description="Logical folder that WebLLM is pointed at (it appends resolve/main/).")
     model_lib: str | None = Field(description="Logical path of the compiled WebGPU library, or null when not built.")
     model_lib_status: str = Field(description="'built' or why not, with the command that builds it.")
@@ -112,7 +114,7 @@ class ModelEntry(_Strict):
     llm: LlmInfo | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ModelEntry":
+    def _consistent(self) -> ModelEntry:
         listed = {f.path for f in self.files}
         prefix = self.id + "/"
         for f in self.files:
@@ -142,7 +144,7 @@ class Manifest(_Strict):
     models: list[ModelEntry] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique(self) -> "Manifest":
+    def _unique(self) -> Manifest:
         ids = [m.id for m in self.models]
         if len(ids) != len(set(ids)):
             raise ValueError(f"duplicate model ids in manifest: {ids}")
@@ -151,7 +153,7 @@ class Manifest(_Strict):
     def get(self, model_id: str) -> ModelEntry | None:
         return next((m for m in self.models if m.id == model_id), None)
 
-    def with_model(self, entry: ModelEntry) -> "Manifest":
+    def with_model(self, entry: ModelEntry) -> Manifest:
         """A copy with `entry` added, replacing any model of the same id (order kept)."""
         others = [m for m in self.models if m.id != entry.id]
         if len(others) == len(self.models):

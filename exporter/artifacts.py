@@ -99,7 +99,7 @@ def _disk_errors() -> Iterator[None]:
 class Staging:
     """A private folder for one export; files are written at their rest path (e.g. onnx/x.onnx)."""
 
-    def __init__(self, store: "ArtifactStore", model_id: str, folder: Path) -> None:
+    def __init__(self, store: ArtifactStore, model_id: str, folder: Path) -> None:
         self.store = store
         self.model_id = model_id
         self.dir = folder

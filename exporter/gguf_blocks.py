@@ -48,7 +48,7 @@ class BlockWeight:
             w = w + self.mins[..., None]
         return w.reshape(self.shape)
 
-    def take_rows(self, order: np.ndarray) -> "BlockWeight":
+    def take_rows(self, order: np.ndarray) -> BlockWeight:
         """Rows reordered (row r of the result is row order[r]): blocks move whole, nothing is re-quantized."""
         return replace(
             self,

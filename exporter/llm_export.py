@@ -226,7 +226,8 @@ def _build_variant(variant: str, loaded: LoadedLlm, fp32: Path, dst: Path, work:
         if not carried.skipped:
             onnx.save(carry_blocks(onnx.load(fp32), carried.linears, carried.embedding), dst)
             types = sorted({w.ggml_type for w in carried.linears.values()})
-            return f"{CARRIED} ({', '.join(types)}; embedding {carried.embedding.ggml_type})"
+            embedding_type = carried.embedding.ggml_type if carried.embedding else "not carried"
+            return f"{CARRIED} ({', '.join(types)}; embedding {embedding_type})"
         print(
             f"warning: GGUF tensors of types {sorted(set(carried.skipped.values()))} cannot be carried over "
             f"(carried: Q4_0, Q4_1, Q8_0); q4 re-quantizes the dequantized weights instead",

@@ -94,7 +94,7 @@ def torch_reference(
 
 
 def leading_matches(a: list[int], b: list[int]) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 def evaluate(path: Path, refs: list[PromptReference], label: str) -> Fidelity:

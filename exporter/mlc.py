@@ -26,11 +26,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from contract.manifest import MlcBuild
+from contract.manifest import MlcBuild, MlcQuantization
 from exporter.artifacts import write_text_atomic
 from exporter.errors import UnsupportedArchitectureError, UnsupportedQuantizationError
 from exporter.mlc_config import build_chat_config, read_tokenizer_json
@@ -63,7 +63,7 @@ QUANTIZATIONS = {
 class MlcResult:
     """What write_mlc wrote. Paths are relative to the model's root folder (the one holding mlc/)."""
 
-    quantization: str
+    quantization: MlcQuantization
     rel_dir: str  # "mlc/<quant>": the folder WebLLM is pointed at
     files: list[str] = field(default_factory=list)
     bytes: int = 0
@@ -130,7 +130,7 @@ def write_mlc(
     if model_lib:
         files.append(model_lib)
     return MlcResult(
-        quantization=quantization,
+        quantization=cast(MlcQuantization, quantization),  # _quant_spec checked it
         rel_dir=f"mlc/{quantization}",
         files=files,
         bytes=sum((root / f).stat().st_size for f in files),

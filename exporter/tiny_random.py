@@ -27,7 +27,7 @@ TINY_FAMILIES = {
 }
 TINY_NAMES: tuple[str, ...] = tuple(TINY_FAMILIES)
 TINY_ALIAS = {"tiny-random": "tiny-random-clip"}
-_TINY_LAYERS = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
+_TINY_LAYERS = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
 _TINY_VIT = dict(image_size=32, patch_size=8, **_TINY_LAYERS)
 
 
@@ -59,18 +59,18 @@ def config(name: str) -> PretrainedConfig:
         return SiglipConfig(text_config=text, vision_config=_TINY_VIT)
     # ALIGN: three EfficientNet stages; the last stage's channels (32) are the image embedding size,
     # so the text projection matches them.
-    vision = dict(
-        image_size=32,
-        width_coefficient=1.0,
-        depth_coefficient=1.0,
-        kernel_sizes=[3, 3, 5],
-        in_channels=[32, 16, 24],
-        out_channels=[16, 24, 32],
-        strides=[1, 2, 2],
-        num_block_repeats=[1, 1, 1],
-        expand_ratios=[1, 6, 6],
-        hidden_dim=64,
-    )
+    vision = {
+        "image_size": 32,
+        "width_coefficient": 1.0,
+        "depth_coefficient": 1.0,
+        "kernel_sizes": [3, 3, 5],
+        "in_channels": [32, 16, 24],
+        "out_channels": [16, 24, 32],
+        "strides": [1, 2, 2],
+        "num_block_repeats": [1, 1, 1],
+        "expand_ratios": [1, 6, 6],
+        "hidden_dim": 64,
+    }
     text = dict(vocab_size=BERT_VOCAB, max_position_embeddings=512, **_TINY_LAYERS)
     return AlignConfig(text_config=text, vision_config=vision, projection_dim=32)
 

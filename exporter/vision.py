@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from transformers import AlignModel, CLIPModel, PreTrainedModel, SiglipModel
 
+from contract.manifest import Scoring as ScoringKind
 from exporter.errors import CorruptCheckpointError
 
 OPSET = 17  # LayerNormalization as one op; supported by onnxruntime(-web)
@@ -74,7 +75,7 @@ class TextTower(nn.Module):
 class Scoring:
     """How logits follow from the normalized embeddings: logits = scale * cos + bias."""
 
-    kind: str  # softmax | sigmoid
+    kind: ScoringKind
     logit_scale: float
     logit_bias: float
 

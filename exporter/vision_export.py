@@ -72,7 +72,7 @@ def detect_family(config: dict) -> str:
 def export_vision(source: str, out: Path, variants: list[str], model_id: str | None = None) -> ModelEntry:
     src = resolve(source, TINY_NAMES, example="tiny-random-clip")  # TINY_NAMES: cheap import, no torch
     # "tiny-random" is shorthand for the CLIP test model: one id for one model
-    model_id = model_id or (src.path.name if src.kind == "folder" else TINY_ALIAS.get(source, source))
+    model_id = model_id or (src.path.name if src.kind == "folder" and src.path else TINY_ALIAS.get(source, source))
     if not re.match(MODEL_ID_PATTERN, model_id):
         raise ArtifactStoreError(
             f"{model_id!r} cannot be a model id (letters, digits, '.', '_', '-', one '/')",
@@ -92,7 +92,7 @@ def export_vision(source: str, out: Path, variants: list[str], model_id: str | N
 def _load(src: Source, family: str | None) -> Loaded:
     from exporter import preprocess_config, tiny_random, tokenizer_files, vision
 
-    if src.kind == "tiny-random":
+    if src.tiny_name is not None:  # kind "tiny-random"
         family = TINY_FAMILIES[src.tiny_name]
         note = (
             f"Untrained test model ({src.tiny_name}: seeded random weights, meaningless predictions). "
@@ -111,6 +111,8 @@ def _load(src: Source, family: str | None) -> Loaded:
             trained=False,
             note=note,
         )
+    if src.path is None or family is None:  # resolve() gives a folder a path; export_vision read its family
+        raise UnsupportedArchitectureError(f"{src.spec} is neither a checkpoint folder nor a test model", fix=SUPPORTED)
     model = vision.load_checkpoint(src.path, family)
     return Loaded(
         family,
@@ -123,7 +125,8 @@ def _load(src: Source, family: str | None) -> Loaded:
 
 
 def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, variants: list[str]) -> ModelEntry:
-    from exporter import preprocess_config, text_tokens, tokenizer_files, vision, vision_probe
+    from exporter import preprocess_config, tokenizer_files, vision, vision_probe
+    from runtime import text_tokens
 
     family, model = loaded.family, loaded.model
     max_length = vision.text_max_length(model, loaded.tokenizer.model_max_length)
@@ -209,7 +212,8 @@ def _export_files(
 
     Returns {variant: {tower: path}} (always with "fp32") and {variant: {tower: seconds}}.
     """
-    from exporter import text_tokens, vision
+    from exporter import vision
+    from runtime import text_tokens
 
     label = staging.model_id
     fp32 = {

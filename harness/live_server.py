@@ -53,7 +53,8 @@ def live_server(artifacts: Path, web: Path | None = None, timeout: float = 30) -
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"server exited ({proc.returncode}): {proc.stdout.read().decode()[-2000:]}")
+                output = proc.stdout.read().decode() if proc.stdout else ""
+                raise AssertionError(f"server exited ({proc.returncode}): {output[-2000:]}")
             try:
                 if _healthy(port):
                     break

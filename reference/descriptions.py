@@ -41,8 +41,8 @@ class Describer:
     def describe(self, a: str, b: str) -> PairOutcome:  # a < b
         raise NotImplementedError
 
-    def fallback(self, a: str, b: str, **why: object) -> PairOutcome:
-        return PairOutcome([apply_template(self.template, a)], [apply_template(self.template, b)], True, **why)
+    def fallback(self, a: str, b: str, parsed: Parsed | None = None, raw: str | None = None) -> PairOutcome:
+        return PairOutcome([apply_template(self.template, a)], [apply_template(self.template, b)], True, parsed, raw)
 
     @property
     def fallbacks(self) -> int:
@@ -50,7 +50,7 @@ class Describer:
 
     def described_pairs(self) -> Pairs:
         """What the source really described (no fallbacks), as zipped description pairs."""
-        return {key: list(zip(o.first, o.second)) for key, o in self.outcomes.items() if not o.fallback}
+        return {key: list(zip(o.first, o.second, strict=True)) for key, o in self.outcomes.items() if not o.fallback}
 
 
 class FileDescriber(Describer):

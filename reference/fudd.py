@@ -81,7 +81,7 @@ def rerank(
     candidates = top_k(labels, first_scores, k)
     descriptions = class_descriptions(candidates, describe, info.template)
     texts = unique(t for label in candidates for t in descriptions[label])
-    embeds = dict(zip(texts, embed_texts(texts)))  # each distinct text embedded once
+    embeds = dict(zip(texts, embed_texts(texts), strict=True))  # each distinct text embedded once
     classes = np.stack([class_embedding(np.stack([embeds[t] for t in descriptions[c]])) for c in candidates])  # [K, D]
     scores = scores_from_cosines(classes @ image_embed, info)  # [K]
     return FuddResult(ranked(labels, first_scores), ranked(candidates, scores), descriptions)

@@ -29,17 +29,17 @@ if __name__ == "__main__":
     os.environ.setdefault("USE_TORCH", "0")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")  # else it warns that torch is missing
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-from contract.errors import LumenError  # noqa: E402
-from reference.descriptions import Describer, FileDescriber, LlmDescriber  # noqa: E402
-from reference.errors import DataFolderError, DescriptionsFileError  # noqa: E402
-from reference.fudd import DEFAULT_K, rerank, top_k  # noqa: E402
-from reference.fudd_pairs import dump_pairs, load_pairs  # noqa: E402
-from reference.fudd_prompt import FuddPrompt  # noqa: E402
-from reference.vision import VisionModel, apply_template  # noqa: E402
-from runtime.progress import bar, step  # noqa: E402
+from contract.errors import LumenError
+from reference.descriptions import Describer, FileDescriber, LlmDescriber
+from reference.errors import DataFolderError, DescriptionsFileError
+from reference.fudd import DEFAULT_K, rerank, top_k
+from reference.fudd_pairs import dump_pairs, load_pairs
+from reference.fudd_prompt import FuddPrompt
+from reference.vision import VisionModel, apply_template
+from runtime.progress import bar, step
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 
@@ -103,7 +103,7 @@ def cached(embed: Callable[[list[str]], np.ndarray]) -> Callable[[list[str]], np
     def run(texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in memo]
         if missing:
-            memo.update(zip(missing, embed(missing)))
+            memo.update(zip(missing, embed(missing), strict=True))
         return np.stack([memo[t] for t in texts])
 
     return run
@@ -136,7 +136,9 @@ def evaluate(args: argparse.Namespace) -> dict:
         for a, b in needed:
             describer(a, b)
             progress.update(1)
-    results = [rerank(img, labels, s, k, describer, embed, info) for img, s in zip(images, template_scores)]
+    results = [
+        rerank(img, labels, s, k, describer, embed, info) for img, s in zip(images, template_scores, strict=True)
+    ]
     fudd_pred = np.array([labels.index(r.reranked[0].label) for r in results])
 
     if args.save_descriptions:
@@ -193,8 +195,10 @@ def untrained_notice(report: dict) -> str:
 
 def format_report(report: dict) -> str:
     lines = [
-        f"FuDD evaluation: {report['images']} images, {len(report['classes'])} classes, "
-        f"model {report['model']} ({report['variant']}), descriptions: {report['descriptions']}"
+        (
+            f"FuDD evaluation: {report['images']} images, {len(report['classes'])} classes, "
+            f"model {report['model']} ({report['variant']}), descriptions: {report['descriptions']}"
+        )
     ]
     if not report["trained"]:
         lines.append(untrained_notice(report))

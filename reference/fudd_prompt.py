@@ -59,7 +59,7 @@ class FuddPrompt:
         }
 
     @classmethod
-    def load(cls, path: Path = PROMPT_FILE) -> "FuddPrompt":
+    def load(cls, path: Path = PROMPT_FILE) -> FuddPrompt:
         return cls(json.loads(path.read_text(encoding="utf-8")))
 
     def messages(self, a: str, b: str, n: int) -> list[dict[str, str]]:

@@ -36,7 +36,7 @@ class OnnxDecoder:
             "position_ids": np.arange(start, start + len(ids), dtype=np.int64)[None],
             **past,
         }
-        outputs = dict(zip(self.output_names, self.session.run(None, feed)))
+        outputs = dict(zip(self.output_names, self.session.run(None, feed), strict=True))
         present = {n: outputs[n.replace("past_key_values.", "present.")] for n in self.past_names}
         return outputs["logits"][0], present
 

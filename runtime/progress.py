@@ -36,7 +36,7 @@ def bar(total: int, label: str, unit: str = "it") -> tqdm:
 class Timer:
     """Wall time of a block, for the export report."""
 
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self.start = time.perf_counter()
         self.seconds = 0.0
         return self

@@ -6,7 +6,7 @@ No torch, transformers or exporter imports: the artifact folder is read through 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -38,7 +38,7 @@ _FILE_HEADERS = [
         ("If-None-Match", "ETags the client holds; a match gives 304"),
     )
 ]
-_FILE_RESPONSES = {
+_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The whole file; Content-Type by extension"},
     206: {"description": "Partial content (Range)"},
     304: {"description": "Not modified (If-None-Match names the file's sha256 ETag)"},

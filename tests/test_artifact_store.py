@@ -97,10 +97,9 @@ def test_exception_inside_stage_leaves_everything_unchanged(tmp_path: Path) -> N
     store = ArtifactStore(tmp_path)
     _commit(store, "m1", b"a")
     before = (tmp_path / "manifest.json").read_bytes()
-    with pytest.raises(RuntimeError):
-        with store.stage("m1") as staging:
-            staging.path("onnx/vision_model.onnx").write_bytes(b"half-written")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.stage("m1") as staging:
+        staging.path("onnx/vision_model.onnx").write_bytes(b"half-written")
+        raise RuntimeError("boom")
     assert (tmp_path / "manifest.json").read_bytes() == before
     assert (tmp_path / "m1" / "onnx" / "vision_model.onnx").read_bytes() == b"a"
     assert not list((tmp_path / STAGING_DIR).glob("*"))
@@ -108,9 +107,8 @@ def test_exception_inside_stage_leaves_everything_unchanged(tmp_path: Path) -> N
 
 def test_a_second_writer_gets_a_named_error(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
-    with store._locked():
-        with pytest.raises(ArtifactStoreError) as err:
-            _commit(store, "m1", b"a")
+    with store._locked(), pytest.raises(ArtifactStoreError) as err:
+        _commit(store, "m1", b"a")
     assert err.value.fix
     assert not (tmp_path / "manifest.json").exists()
 

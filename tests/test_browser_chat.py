@@ -101,7 +101,10 @@ def test_matmulnbits_dequantized_once_computes_what_onnxruntime_computes(tmp_pat
         helper.make_node("Gather", ["q4_zp.B", "ids"], ["g"], name="embed"),
     ]
     inits.append(numpy_helper.from_array(rng.normal(size=(k, n)).astype(np.float32), "dense"))
-    f32 = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    def f32(name, shape):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
     inputs = [f32("x", [1, 3, k]), helper.make_tensor_value_info("ids", TensorProto.INT64, [2])]
     outputs = [f32(y, [1, 3, n]) for y in ("y1", "y2", "y3", "y4")]
     outputs.append(helper.make_tensor_value_info("g", TensorProto.UINT8, None))
@@ -127,7 +130,7 @@ print({{ nodes: result.nodes, matmuls: result.matmuls }});
     feeds = {"x": rng.normal(size=(1, 3, k)).astype(np.float32), "ids": np.array([0, 5], np.int64)}
     before = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, feeds)
     after = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, feeds)
-    for b, a in zip(before, after):
+    for b, a in zip(before, after, strict=True):
         assert b.shape == a.shape
         assert np.abs(b.astype(np.float64) - a).max() <= 1e-5 * max(1.0, np.abs(b).max())
 
@@ -207,9 +210,8 @@ def test_smollm2_greedy_in_the_browser_matches_native_onnxruntime(smollm2_page, 
     assert "no MLC model library was compiled" in load["llm"]["pathReason"]
 
     got = page.evaluate(
-        """(messages) => window.engine.chat.completions.create(
-        { messages, max_tokens: %d, temperature: 0, logprobs: true })"""
-        % PARITY_TOKENS,
+        f"""(messages) => window.engine.chat.completions.create(
+        {{ messages, max_tokens: {PARITY_TOKENS}, temperature: 0, logprobs: true }})""",
         PROMPT,
     )
     choice = got["choices"][0]
@@ -376,7 +378,7 @@ def test_tiny_llm_on_webgpu_matches_wasm(browser, webgpu_browser, tiny_url):
     assert results["webgpu"]["load"]["runtime"] == "webgpu"  # not a silent WASM fallback
     wasm, gpu = (results[r]["out"]["choices"][0] for r in ("wasm", "webgpu"))
     assert wasm["token_ids"] == gpu["token_ids"]
-    for a, b in zip(wasm["logprobs"]["content"], gpu["logprobs"]["content"]):
+    for a, b in zip(wasm["logprobs"]["content"], gpu["logprobs"]["content"], strict=True):
         assert abs(a["logprob"] - b["logprob"]) < WEBGPU_LOGPROB_TOL
         alt_a = {t["token_id"]: t["logprob"] for t in a["top_logprobs"]}
         alt_b = {t["token_id"]: t["logprob"] for t in b["top_logprobs"]}

@@ -12,16 +12,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
 import pytest
-from browser_support import ENGINE, data_url, fixed_images, fp32_compute_copy, png_bytes, run_engine_script, screenshot
-from server_support import live_server
 
+from browser_support import ENGINE, data_url, fixed_images, fp32_compute_copy, png_bytes, run_engine_script, screenshot
 from contract.manifest import VisionInfo
 from reference.fudd import class_descriptions, rerank
 from reference.fudd_prompt import PROMPT_FILE, FuddPrompt
+from server_support import live_server
 
 PROMPT = FuddPrompt.load()
 OUTPUTS = [  # (a, b, LLM output): SmolLM2-135M outputs seen while tuning the prompt, and hand-made edge cases
@@ -34,8 +35,10 @@ OUTPUTS = [  # (a, b, LLM output): SmolLM2-135M outputs seen while tuning the pr
     (
         "cat",
         "dog",
-        "Sure! Here are the lines:\r\n1. cat: pointy ears | dog: floppy ears.\n- with long whiskers | "
-        "with a wet nose\n\n* small | small\n2) naïve façade | déjà vu\u2028narrow face | wide face\nextra | beyond n",
+        (
+            "Sure! Here are the lines:\r\n1. cat: pointy ears | dog: floppy ears.\n- with long whiskers | "
+            "with a wet nose\n\n* small | small\n2) naïve façade | déjà vu\u2028narrow face | wide face\nextra | beyond n"
+        ),
     ),
     ("odd {b} label", "dog", "• x | y\n12. 42 | 43\n" + " ".join(["word"] * 11) + " | short"),
 ]
@@ -51,7 +54,7 @@ print({json.dumps(cases)}.map(([a, b, text]) => ({{
   description: prompt.description("a photo of a {{}}.", a, "red fur"),
 }})));
 """)
-    for (a, b, text), browser in zip(OUTPUTS, got):
+    for (a, b, text), browser in zip(OUTPUTS, got, strict=True):
         parsed = PROMPT.parse(text, a, b, 3)
         assert browser["messages"] == PROMPT.messages(a, b, 3)
         assert [tuple(p) for p in browser["parsed"]["pairs"]] == parsed.pairs, text
@@ -128,7 +131,7 @@ print({{
 """)
     stream = SeededRandom(1234)
     assert [stream.next() for _ in range(5)] == got["stream"]
-    for (t, p), browser in zip(settings, got["tokens"]):
+    for (t, p), browser in zip(settings, got["tokens"], strict=True):
         rng = SeededRandom(42)
         assert [sample_token(row, t, p, rng) for row in logits] == browser, (t, p)
     assert len({tuple(b) for b in got["tokens"]}) > 1  # the settings really change the draws
@@ -201,11 +204,10 @@ def open_app(page, url: str, query: str = "autoload=0") -> None:
 
 def load_models(page, chat: bool) -> None:
     page.evaluate(
-        """async (chat) => {
-      await window.engine.load({ clip: "%s" }, { variant: "fp32", runtime: "wasm" });
-      if (chat) await window.engine.loadChat("%s", { runtime: "wasm" });
-    }"""
-        % (CLIP, LLM),
+        f"""async (chat) => {{
+      await window.engine.load({{ clip: "{CLIP}" }}, {{ variant: "fp32", runtime: "wasm" }});
+      if (chat) await window.engine.loadChat("{LLM}", {{ runtime: "wasm" }});
+    }}""",
         chat,
     )
 
@@ -240,10 +242,12 @@ def test_given_descriptions_rerank_as_python_does(fudd_root, fudd_url, page_and_
     describer = FileDescriber(pairs, info.template)
     images = vision.embed_images(IMAGES)  # [N, D]
     first = vision.scores(images, vision.embed_texts([apply_template(info.template, c) for c in LABELS]))  # [N, C]
-    want = [rerank(img, LABELS, s, k, describer, vision.embed_texts, info) for img, s in zip(images, first)]
+    want = [
+        rerank(img, LABELS, s, k, describer, vision.embed_texts, info) for img, s in zip(images, first, strict=True)
+    ]
 
     assert got["k"] == k and got["llm"] is None and got["llmCalls"] == 0
-    for browser, ref in zip(got["images"], want):
+    for browser, ref in zip(got["images"], want, strict=True):
         assert [s["label"] for s in browser["firstPass"]] == [s.label for s in ref.first_pass]
         np.testing.assert_allclose(
             [s["score"] for s in browser["firstPass"]], [s.score for s in ref.first_pass], atol=SCORE_TOL, rtol=0
@@ -255,7 +259,7 @@ def test_given_descriptions_rerank_as_python_does(fudd_root, fudd_url, page_and_
         assert browser["descriptions"] == ref.descriptions
         # The order is meaningful only where neighbours differ by more than the tolerance.
         scores = [s.score for s in ref.reranked]
-        assert min(x - y for x, y in zip(scores, scores[1:])) > SCORE_TOL
+        assert min(x - y for x, y in itertools.pairwise(scores)) > SCORE_TOL
     # Fallbacks: the same class pairs, counted the same way; some pairs really have descriptions.
     reports = {tuple(p["labels"]): p for p in got["pairs"]}
     assert set(reports) == set(describer.outcomes)
@@ -443,11 +447,10 @@ def test_smollm2_writes_usable_descriptions_as_python_does(smollm2_root, fudd_ur
     page, log = page_and_log
     open_app(page, fudd_url)
     page.evaluate(
-        """async () => {
-      await window.engine.load({ clip: "%s" }, { variant: "fp32", runtime: "wasm" });
-      await window.engine.loadChat("smollm2", { runtime: "wasm" });
-    }"""
-        % CLIP
+        f"""async () => {{
+      await window.engine.load({{ clip: "{CLIP}" }}, {{ variant: "fp32", runtime: "wasm" }});
+      await window.engine.loadChat("smollm2", {{ runtime: "wasm" }});
+    }}"""
     )
     labels = ["cat", "dog", "horse"]
     got = page.evaluate(CLASSIFY_JS, [URLS[:1], labels, {"k": 3}])["result"]

@@ -23,6 +23,7 @@ worker, OPFS model cache and quota.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -137,10 +138,8 @@ def proxy_in_front(upstream_port: int, port: int = 0) -> Iterator[tuple[CuttingP
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self) -> None:
-            try:
+            with contextlib.suppress(OSError):  # the browser hung up
                 proxy.handle(self.request)
-            except OSError:
-                pass  # the browser hung up
 
     socketserver.ThreadingTCPServer.allow_reuse_address = True
     server = socketserver.ThreadingTCPServer(("127.0.0.1", port), Handler)
@@ -277,9 +276,9 @@ def images() -> list[str]:
 
 def assert_same_scores(got: list, want: list) -> None:
     assert len(got) == len(want)
-    for g_img, w_img in zip(got, want):
+    for g_img, w_img in zip(got, want, strict=True):
         assert [s["label"] for s in g_img] == [s["label"] for s in w_img]
-        for g, w in zip(g_img, w_img):
+        for g, w in zip(g_img, w_img, strict=True):
             assert abs(g["score"] - w["score"]) <= SCORE_TOL, (g, w)
 
 
@@ -323,7 +322,7 @@ def test_the_precache_list_holds_the_app_and_runtime_but_not_the_webllm_chunk(we
 @pytest.mark.browser
 def test_after_one_visit_classify_and_chat_work_offline_with_the_same_results(offline_root, web_dist, session):
     with ExitStack() as online:
-        host, port = online.enter_context(live_server(offline_root, web_dist))
+        _host, port = online.enter_context(live_server(offline_root, web_dist))
         proxy, proxy_port = online.enter_context(proxy_in_front(port))
         s = session(f"http://127.0.0.1:{proxy_port}")
         s.open()
@@ -377,7 +376,7 @@ def test_a_corrupted_cached_file_is_refetched_online_and_named_offline(offline_r
     vision_path = next(p for p in variant_files(offline_root, CLIP) if "vision_model" in p)
     vision = file_entry(offline_root, vision_path)
     with ExitStack() as online:
-        host, port = online.enter_context(live_server(offline_root, web_dist))
+        _host, port = online.enter_context(live_server(offline_root, web_dist))
         proxy, proxy_port = online.enter_context(proxy_in_front(port))
         s = session(f"http://127.0.0.1:{proxy_port}")
         s.open()
@@ -418,7 +417,7 @@ def test_a_cut_download_resumes_with_range_and_ends_byte_exact(offline_root, web
     url_path = f"/models/{text_path}"
     cut = 300_000
     assert text["bytes"] > 4 * cut
-    with live_server(offline_root, web_dist) as (host, port), proxy_in_front(port) as (proxy, proxy_port):
+    with live_server(offline_root, web_dist) as (_host, port), proxy_in_front(port) as (proxy, proxy_port):
         s = session(f"http://127.0.0.1:{proxy_port}")
         s.open()
         # Three cuts in a row exhaust the retries of one load: it fails, and the bytes stay.
@@ -458,7 +457,7 @@ def models_with_cached_files(s, root: Path) -> set[str]:
 
 @pytest.mark.browser
 def test_storage_tab_lists_sizes_deletes_models_and_quota_is_checked(offline_root, web_dist, session):
-    with live_server(offline_root, web_dist) as (host, port), proxy_in_front(port) as (proxy, proxy_port):
+    with live_server(offline_root, web_dist) as (_host, port), proxy_in_front(port) as (_proxy, proxy_port):
         s = session(f"http://127.0.0.1:{proxy_port}")
         s.open()
         s.page.evaluate(CLASSIFY_JS, [CLIP, images(), LABELS])
@@ -516,7 +515,7 @@ def test_storage_tab_lists_sizes_deletes_models_and_quota_is_checked(offline_roo
     s.context.set_offline(False)
 
     # A quota too small for the model: a named error that says what does not fit.
-    with live_server(offline_root, web_dist) as (host, port):
+    with live_server(offline_root, web_dist) as (_host, port):
         s2 = session(f"http://127.0.0.1:{port}")
         s2.open()
         s2.wait_for_service_worker()  # its precache counts against the quota too

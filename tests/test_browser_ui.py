@@ -9,8 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
-from browser_support import data_url, fixed_images, png_bytes, screenshot
 from playwright.sync_api import expect
+
+from browser_support import data_url, fixed_images, png_bytes, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -64,9 +65,9 @@ def test_classify_by_clicking(lumen_url, page_and_log, tmp_path):
         """async ([urls, labels]) => await window.engine.classify({images: urls, labels})""",
         [[data_url(p.read_bytes()) for p in files], LABELS],
     )
-    for bars, want in zip(shown, expected):
+    for bars, want in zip(shown, expected, strict=True):
         assert [label for label, _ in bars] == [w["label"] for w in want]
-        assert all(abs(score - w["score"]) < 1e-12 for (_, score), w in zip(bars, want))
+        assert all(abs(score - w["score"]) < 1e-12 for (_, score), w in zip(bars, want, strict=True))
         assert abs(sum(score for _, score in bars) - 1) < 1e-6
     screenshot(page, "classify-results")
     log.assert_clean()
@@ -101,7 +102,7 @@ def test_search_a_folder_by_clicking(lumen_url, page_and_log, tmp_path):
     }""",
         [[data_url(p.read_bytes()) for p in files], "a striped pattern"],
     )
-    by_name = {f"album/{p.name}": c for p, c in zip(files, cosines)}
+    by_name = {f"album/{p.name}": c for p, c in zip(files, cosines, strict=True)}
     assert {path for path, _ in ranked} == set(by_name)
     assert all(abs(score - by_name[path]) < 1e-5 for path, score in ranked)
     screenshot(page, "search-results")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_support import VISION_MODELS, data_url, fixed_images, png_bytes
 
+from browser_support import VISION_MODELS, data_url, fixed_images, png_bytes
 from reference.vision import VisionModel, apply_template
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -59,7 +59,7 @@ def _open(page, url: str) -> None:
 def _check_against_python(result: dict, ref: VisionModel, tol: float) -> None:
     family = ref.entry.family
     pixels = ref.pixel_values(IMAGES)
-    for got, want in zip(result["pixels"], pixels):
+    for got, want in zip(result["pixels"], pixels, strict=True):
         assert (got["height"], got["width"]) == want.shape[1:]
         np.testing.assert_allclose(
             np.array(got["data"]).reshape(want.shape),
@@ -82,7 +82,7 @@ def _check_against_python(result: dict, ref: VisionModel, tol: float) -> None:
     # The comparison means something only if the labels' logits differ by more than the tolerance
     # (tiny random ALIGN's texts embed close together: spread about 7e-4).
     assert (want_logits.max(axis=1) - want_logits.min(axis=1)).min() > min(tol, 1e-4) * 3
-    for ranked, logits, scores in zip(result["classified"], want_logits, want_scores):
+    for ranked, logits, scores in zip(result["classified"], want_logits, want_scores, strict=True):
         got = {r["label"]: r for r in ranked}
         assert [r["score"] for r in ranked] == sorted((r["score"] for r in ranked), reverse=True), "not best first"
         np.testing.assert_allclose(

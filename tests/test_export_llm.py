@@ -18,12 +18,12 @@ import torch
 from gguf import GGMLQuantizationType, quants
 from onnx import TensorProto, helper, numpy_helper
 
+from conftest import run_cli
 from contract.manifest import load_manifest
 from exporter.artifacts import sha256_file
 from exporter.errors import CarriedBlocksError
 from exporter.gguf_blocks import nibble_parts, pack_nibbles, rope_unpermute_order, unpack_blocks
 from exporter.llm_onnx import carry_blocks
-from conftest import run_cli
 
 TINY = "tiny-random-llama"
 SMOLLM2 = "smollm2"
@@ -186,7 +186,7 @@ def test_kv_cache_token_by_token_equals_one_full_pass(tiny, variant):
     full = session.run(["logits"], _feed(session, ids, 0, None))[0][0]  # [S, V]
     past, steps = None, []
     for pos, token in enumerate(ids):
-        out = dict(zip(names, session.run(None, _feed(session, [token], pos, past))))
+        out = dict(zip(names, session.run(None, _feed(session, [token], pos, past)), strict=True))
         past = {n.replace("present.", "past_key_values."): v for n, v in out.items() if n.startswith("present.")}
         steps.append(out["logits"][0, -1])
     assert np.abs(np.stack(steps) - full).max() < 1e-4
@@ -305,7 +305,7 @@ def test_smollm2_carries_the_gguf_blocks_and_meets_the_fidelity_targets(shared_a
         names, past, tokens = [o.name for o in session.get_outputs()], None, []
         ids, pos = prompt, 0
         for _ in range(32):  # greedy with the KV cache
-            out = dict(zip(names, session.run(None, _feed(session, ids, pos, past))))
+            out = dict(zip(names, session.run(None, _feed(session, ids, pos, past)), strict=True))
             past = {n.replace("present.", "past_key_values."): v for n, v in out.items() if n.startswith("present.")}
             pos += len(ids)
             ids = [int(out["logits"][0, -1].argmax())]

@@ -336,7 +336,7 @@ def torch_predictions(root: Path, images: list[Path], labels: list[str], descrip
         names = (img @ text(labels).T).argmax(1).tolist()
         template_cos = img @ text([TEMPLATE.format(c) for c in labels]).T  # [N, C]
         fudd = []
-        for row, cos in zip(img, template_cos):
+        for row, cos in zip(img, template_cos, strict=True):
             top = [int(i) for i in torch.argsort(-cos, stable=True)[:k]]
             per_class = []
             for c in top:
@@ -524,7 +524,7 @@ def test_eval_with_smollm2_writing_the_descriptions(smollm2_root, shapes, tmp_pa
     assert len(written) == 3 - report["fallbacks"]  # every pair either described or counted as a fallback
     for entry in written.values():  # what was kept follows the prompt's description form
         for pair in entry["prompt_pairs"]:
-            for label, text in zip(entry["labels"], pair["prompt_pair"]):
+            for label, text in zip(entry["labels"], pair["prompt_pair"], strict=True):
                 assert text.startswith(f"a photo of a {label}, with ")
     if report["fallbacks"] == 3:  # nothing usable: FuDD is the template pass restricted to the top 3
         assert report["reranked_changed_top1"] == 0

@@ -311,7 +311,7 @@ def test_bad_inputs_are_named_errors(tmp_path, tokenizer_dir):
             256,
         )
     assert err.value.fix and "q0f32" in err.value.fix
-    with pytest.raises(CorruptCheckpointError, match="tokenizer.json"):
+    with pytest.raises(CorruptCheckpointError, match=r"tokenizer\.json"):
         write_mlc(model, tmp_path / "empty", GENERATION_CONFIG, folder_of(tmp_path, "q0f32"), "q0f32", 256)
     plain = make_tokenizer(tmp_path / "plain", specials=("<s>", "</s>", "<unk>"))
     with pytest.raises(UnsupportedArchitectureError, match="ChatML"):

@@ -27,6 +27,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from server.app import create_app
+from server.static import RangeFileResponse
 from server_support import (
     MODEL_ID,
     SECRET,
@@ -38,9 +41,6 @@ from server_support import (
     parse_multipart,
     sha256,
 )
-
-from server.app import create_app
-from server.static import RangeFileResponse
 
 with warnings.catch_warnings():  # Starlette 1.x asks for httpx2 instead of httpx; same client API
     warnings.filterwarnings("ignore", message=".*httpx2")

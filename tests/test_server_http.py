@@ -23,6 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from contract.manifest import load_manifest, revision_dir
+from server.app import create_app
+from server.static import IMMUTABLE, RangeFileResponse
 from server_support import (
     MODEL_ID,
     REPO,
@@ -40,10 +44,6 @@ from server_support import (
     request,
     sha256,
 )
-
-from contract.manifest import load_manifest, revision_dir
-from server.app import create_app
-from server.static import IMMUTABLE, RangeFileResponse
 
 with warnings.catch_warnings():  # Starlette 1.x asks for httpx2 instead of httpx; same client API
     warnings.filterwarnings("ignore", message=".*httpx2")
