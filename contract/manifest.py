@@ -31,6 +31,16 @@ _REL_PATH_CHARS = re.compile(r"^[A-Za-z0-9_.@/-]+$")
 Runtime = Literal["wasm", "webgpu"]
 Task = Literal["zero-shot-image-classification", "text-generation"]
 Family = Literal["clip", "siglip", "align", "llama"]
+ConfigRole = Literal["tokenizer", "tokenizer_config", "config", "preprocessor", "chat_template", "generation_config"]
+# The file each config role has in a model folder (Hugging Face's names, so the folder loads anywhere).
+CONFIG_FILES: dict[ConfigRole, str] = {
+    "tokenizer": "tokenizer.json",
+    "tokenizer_config": "tokenizer_config.json",
+    "config": "config.json",
+    "preprocessor": "preprocessor_config.json",
+    "chat_template": "chat_template.jinja",
+    "generation_config": "generation_config.json",
+}
 
 
 class _Strict(BaseModel):
@@ -110,6 +120,10 @@ class ModelEntry(_Strict):
     variants: dict[str, Variant]
     defaults: dict[Runtime, str] = Field(description="runtime -> variant name, chosen by measurement.")
     report: str | None = Field(default=None, description="Logical path of export-report.json.")
+    configs: dict[ConfigRole, str] = Field(
+        default_factory=dict,
+        description="role -> logical path of each config file the model has: web/ reads these, never guesses names.",
+    )
     vision: VisionInfo | None = None
     llm: LlmInfo | None = None
 
@@ -127,6 +141,9 @@ class ModelEntry(_Strict):
         for runtime, name in self.defaults.items():
             if name not in self.variants:
                 raise ValueError(f"default for {runtime!r} names unknown variant {name!r}")
+        for role, path in self.configs.items():
+            if path not in listed:
+                raise ValueError(f"config role {role!r} names unlisted file {path!r}")
         if self.report is not None and self.report not in listed:
             raise ValueError(f"report {self.report!r} is not a listed file")
         if (self.task == "zero-shot-image-classification") != (self.vision is not None):

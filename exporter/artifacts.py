@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from contract.manifest import (
+    CONFIG_FILES,
     MANIFEST_NAME,
     REVISIONS_DIR,
     FileEntry,
@@ -137,6 +138,9 @@ class Staging:
                     for name, v in variants.items()
                 },
                 report=self.logical(report) if report else None,
+                configs={
+                    role: self.logical(name) for role, name in CONFIG_FILES.items() if (self.dir / name).is_file()
+                },
                 **fields,
             )
             _fsync_tree(self.dir)

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from contract.manifest import REVISIONS_DIR, load_manifest, revision_dir
+from contract.manifest import REVISIONS_DIR, ModelEntry, load_manifest, revision_dir
 from exporter.artifacts import STAGING_DIR, ArtifactStore, sha256_file
 from exporter.errors import ArtifactStoreError
 
@@ -152,3 +153,34 @@ def test_leftovers_of_a_killed_export_are_dropped_by_the_next_commit(tmp_path: P
     (dead / "onnx" / "vision_model.onnx").write_bytes(b"partial")
     _commit(store, "m1", b"a")
     assert not dead.exists()
+
+
+def test_config_files_get_their_roles_in_the_manifest(tmp_path):
+    """web/ reads config files by role from the manifest; a role must name a listed file."""
+    with ArtifactStore(tmp_path).stage("m") as staging:
+        for rest in ("config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx", "notes.json"):
+            staging.path(rest).write_bytes(b"{}")
+        entry = staging.commit(
+            variants={"fp32": {"dtype": "fp32", "files": {"model": "onnx/model.onnx"}}},
+            task="text-generation",
+            family="llama",
+            source="test",
+            trained=False,
+            defaults={"wasm": "fp32"},
+            llm={
+                "context_length": 8,
+                "num_layers": 1,
+                "num_kv_heads": 1,
+                "head_dim": 2,
+                "vocab_size": 4,
+                "eos_token_ids": [2],
+            },
+        )
+    assert entry.configs == {
+        "tokenizer": "m/tokenizer.json",
+        "tokenizer_config": "m/tokenizer_config.json",
+        "config": "m/config.json",
+    }
+    assert load_manifest(tmp_path).get("m") == entry
+    with pytest.raises(ValidationError, match="config role 'tokenizer' names unlisted file"):
+        ModelEntry.model_validate({**entry.model_dump(), "configs": {"tokenizer": "m/missing.json"}})

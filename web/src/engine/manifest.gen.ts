@@ -99,6 +99,7 @@ export interface ModelEntry {
   variants: Variants;
   defaults: Defaults;
   report?: Report;
+  configs?: Configs;
   vision?: VisionInfo | null;
   llm?: LlmInfo | null;
 }
@@ -128,6 +129,12 @@ export interface Files1 {
  * runtime -> variant name, chosen by measurement.
  */
 export interface Defaults {
+  [k: string]: string;
+}
+/**
+ * role -> logical path of each config file the model has: web/ reads these, never guesses names.
+ */
+export interface Configs {
   [k: string]: string;
 }
 /**

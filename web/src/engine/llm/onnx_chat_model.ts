@@ -9,7 +9,7 @@ import { InferenceError, InvalidRequestError, ModelNotFoundError, UnsupportedMod
 import type { FileEntry, ModelEntry } from "../manifest.gen";
 import { dequantizeMatMulNBits } from "../runtime/onnx_dequant";
 import type { Runtime } from "../runtime/runtime";
-import { checkSize, decodeJson, DEFAULT_MAX_MODEL_BYTES, pickVariant } from "../runtime/model_files";
+import { checkSize, decodeJson, DEFAULT_MAX_MODEL_BYTES, optionalConfig, pickVariant, requiredConfig } from "../runtime/model_files";
 import { fetchFiles, fileEntry, type ProgressCallback } from "../storage/store";
 import { ChatTokenizer, type TokenizerConfig } from "./chat_tokenizer";
 import { createDecoderSession, kvSpec, logitsRow, releaseGpu, type KvSpec } from "./decoder_session";
@@ -92,11 +92,10 @@ export class OnnxChatModel implements ChatModel {
     if (!entry.llm) throw new ModelNotFoundError(`${entry.id} is not a chat model (task ${entry.task})`);
     const variant = pickVariant(entry, runtime, options.variant);
     const { model, data } = variantFiles(entry, variant);
-    const optional = ["generation_config.json", "chat_template.jinja"]
-      .map((f) => entry.files.find((e) => e.path === `${entry.id}/${f}`))
-      .filter((f): f is FileEntry => f !== undefined);
-    const configs = ["tokenizer.json", "tokenizer_config.json"].map((f) => fileEntry(entry, `${entry.id}/${f}`));
-    const files = [model, ...data, ...configs, ...optional];
+    const tokenizerFile = requiredConfig(entry, "tokenizer");
+    const tokenizerConfigFile = requiredConfig(entry, "tokenizer_config");
+    const templateFile = optionalConfig(entry, "chat_template"); // else the template is in tokenizer_config.json
+    const files = [model, ...data, tokenizerFile, tokenizerConfigFile, ...(templateFile ? [templateFile] : [])];
     const bytes = files.reduce((s, f) => s + f.bytes, 0);
     checkSize(entry, variant, bytes, Math.max(...files.map((f) => f.bytes)), runtime,
       options.maxBytes ?? DEFAULT_MAX_MODEL_BYTES);
@@ -104,16 +103,13 @@ export class OnnxChatModel implements ChatModel {
     const got = await fetchFiles(files, options.onProgress);
     const text = (path: string) => new TextDecoder().decode(got.get(path));
     const tokenizer = new ChatTokenizer(
-      decodeJson<object>(got.get(configs[0]!.path), configs[0]!.path),
-      decodeJson<TokenizerConfig>(got.get(configs[1]!.path), configs[1]!.path),
-      got.has(`${entry.id}/chat_template.jinja`) ? text(`${entry.id}/chat_template.jinja`) : undefined,
+      decodeJson<object>(got.get(tokenizerFile.path), tokenizerFile.path),
+      decodeJson<TokenizerConfig>(got.get(tokenizerConfigFile.path), tokenizerConfigFile.path),
+      templateFile ? text(templateFile.path) : undefined,
     );
+    // Stop ids come from the manifest only: the exporter merged generation_config's and the
+    // template's end-of-turn token into llm.eos_token_ids.
     const stopIds = new Set(entry.llm.eos_token_ids);
-    const generationConfig = `${entry.id}/generation_config.json`;
-    if (got.has(generationConfig)) {
-      const eos = decodeJson<{ eos_token_id?: number | number[] }>(got.get(generationConfig), generationConfig).eos_token_id;
-      for (const id of [eos ?? []].flat()) stopIds.add(id);
-    }
     if (stopIds.size === 0) {
       throw new UnsupportedModelConfigError(`${entry.id} names no end-of-turn token`,
         "re-export: the manifest's llm.eos_token_ids must list the token that ends a reply");

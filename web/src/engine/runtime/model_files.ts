@@ -2,7 +2,8 @@
 // runtime, and read its JSON files.
 
 import { ModelNotFoundError, ModelTooLargeError } from "../errors";
-import type { ModelEntry } from "../manifest.gen";
+import type { FileEntry, ModelEntry } from "../manifest.gen";
+import { fileEntry } from "../storage/store";
 import type { Runtime } from "./runtime";
 
 /** 32-bit WASM has 4 GiB of memory; the model bytes and the weights built from them both live there. */
@@ -35,4 +36,23 @@ export function checkSize(entry: ModelEntry, variant: string, bytes: number, lar
 export function decodeJson<T>(bytes: Uint8Array | undefined, path: string): T {
   if (!bytes) throw new ModelNotFoundError(`${path} was not downloaded`);
   return JSON.parse(new TextDecoder().decode(bytes)) as T;
+}
+
+/** Config files by role, as the exporter lists them in the manifest (contract/manifest.py CONFIG_FILES). */
+export type ConfigRole = "tokenizer" | "tokenizer_config" | "config" | "preprocessor" | "chat_template" | "generation_config";
+
+/** The manifest's file for a config role; undefined when the model has none. */
+export function optionalConfig(entry: ModelEntry, role: ConfigRole): FileEntry | undefined {
+  const path = entry.configs?.[role];
+  return path === undefined ? undefined : fileEntry(entry, path);
+}
+
+/** The manifest's file for a config role the loader cannot do without. */
+export function requiredConfig(entry: ModelEntry, role: ConfigRole): FileEntry {
+  const file = optionalConfig(entry, role);
+  if (!file) {
+    throw new ModelNotFoundError(`${entry.id} lists no ${role} file in the manifest`,
+      "re-export the model: the exporter names its config files by role");
+  }
+  return file;
 }

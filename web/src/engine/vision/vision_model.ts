@@ -4,7 +4,7 @@
 import type * as Ort from "onnxruntime-web";
 import { InferenceError, ModelNotFoundError } from "../errors";
 import type { ModelEntry, VisionInfo } from "../manifest.gen";
-import { checkSize, decodeJson, DEFAULT_MAX_MODEL_BYTES, pickVariant } from "../runtime/model_files";
+import { checkSize, decodeJson, DEFAULT_MAX_MODEL_BYTES, pickVariant, requiredConfig } from "../runtime/model_files";
 import type { Runtime } from "../runtime/runtime";
 import { createSession } from "../runtime/session";
 import { fetchFiles, fileEntry, type ProgressCallback } from "../storage/store";
@@ -67,14 +67,15 @@ export class VisionModel {
     if (!visionPath || !textPath) {
       throw new ModelNotFoundError(`variant ${variant} of ${entry.id} lacks a vision_model or text_model file`);
     }
-    const configPaths = ["preprocessor_config.json", "tokenizer.json", "tokenizer_config.json"].map((f) => `${entry.id}/${f}`);
-    const files = [visionPath, textPath, ...configPaths].map((p) => fileEntry(entry, p));
+    const configs = [requiredConfig(entry, "preprocessor"), requiredConfig(entry, "tokenizer"),
+      requiredConfig(entry, "tokenizer_config")];
+    const files = [fileEntry(entry, visionPath), fileEntry(entry, textPath), ...configs];
     const bytes = files.reduce((s, f) => s + f.bytes, 0);
     checkSize(entry, variant, bytes, Math.max(...files.map((f) => f.bytes)), runtime,
       options.maxBytes ?? DEFAULT_MAX_MODEL_BYTES);
 
     const data = await fetchFiles(files, options.onProgress);
-    const [preprocessorPath, tokenizerPath, tokenizerConfigPath] = configPaths as [string, string, string];
+    const [preprocessorPath, tokenizerPath, tokenizerConfigPath] = configs.map((f) => f.path) as [string, string, string];
     const vision = entry.vision;
     const tokenizer = new TextTokenizer(
       decodeJson<object>(data.get(tokenizerPath), tokenizerPath),
