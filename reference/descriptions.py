@@ -25,7 +25,10 @@ class PairOutcome:
 
 
 class Describer:
-    """Callable (a, b) -> (descriptions of a, descriptions of b), memoized per unordered pair."""
+    """Callable (a, b) -> (descriptions of a, descriptions of b), memoized per unordered pair.
+
+    The browser's Describer (web/src/engine/fudd/describer.ts) has the same parts under the same
+    names: describe_pair/describePair -> PairOutcome, GivenDescriber, LlmDescriber."""
 
     def __init__(self, template: str) -> None:
         self.template = template
@@ -34,11 +37,11 @@ class Describer:
     def __call__(self, a: str, b: str) -> tuple[list[str], list[str]]:
         key = (a, b) if a <= b else (b, a)
         if key not in self.outcomes:
-            self.outcomes[key] = self.describe(*key)
+            self.outcomes[key] = self.describe_pair(*key)
         outcome = self.outcomes[key]
         return (outcome.first, outcome.second) if key == (a, b) else (outcome.second, outcome.first)
 
-    def describe(self, a: str, b: str) -> PairOutcome:  # a < b
+    def describe_pair(self, a: str, b: str) -> PairOutcome:  # a < b
         raise NotImplementedError
 
     def fallback(self, a: str, b: str, parsed: Parsed | None = None, raw: str | None = None) -> PairOutcome:
@@ -53,12 +56,14 @@ class Describer:
         return {key: list(zip(o.first, o.second, strict=True)) for key, o in self.outcomes.items() if not o.fallback}
 
 
-class FileDescriber(Describer):
+class GivenDescriber(Describer):
+    """Descriptions given by the user (a FuDD pairwise file here, the request's descriptions in the browser)."""
+
     def __init__(self, pairs: Pairs, template: str) -> None:
         super().__init__(template)
         self.pairs = pairs
 
-    def describe(self, a: str, b: str) -> PairOutcome:
+    def describe_pair(self, a: str, b: str) -> PairOutcome:
         described = self.pairs.get((a, b))
         if not described:
             return self.fallback(a, b)
@@ -76,7 +81,7 @@ class LlmDescriber(Describer):
         self.n = pairs_per_class_pair or prompt.pairs_per_class_pair
         self.llm_calls = 0
 
-    def describe(self, a: str, b: str) -> PairOutcome:
+    def describe_pair(self, a: str, b: str) -> PairOutcome:
         generated = self.llm.generate(self.prompt.messages(a, b, self.n), self.prompt.max_new_tokens)
         self.llm_calls += 1
         parsed = self.prompt.parse(generated.text, a, b, self.n)

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from contract.errors import LumenError
-from reference.descriptions import Describer, FileDescriber, LlmDescriber
+from reference.descriptions import Describer, GivenDescriber, LlmDescriber
 from reference.errors import DataFolderError, DescriptionsFileError
 from reference.fudd import DEFAULT_K, rerank, top_k
 from reference.fudd_pairs import dump_pairs, load_pairs
@@ -172,7 +172,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 def _describer(args: argparse.Namespace, labels: list[str], template: str) -> Describer:
     if args.descriptions:
-        return FileDescriber(load_pairs(args.descriptions, labels), template)
+        return GivenDescriber(load_pairs(args.descriptions, labels), template)
     from reference.llm import ChatLLM
 
     with step(f"[fudd] load {args.llm}"):

@@ -221,7 +221,7 @@ CLASSIFY_JS = """async ([urls, labels, fudd]) => {
 
 @pytest.mark.browser
 def test_given_descriptions_rerank_as_python_does(fudd_root, fudd_url, page_and_log):
-    from reference.descriptions import FileDescriber
+    from reference.descriptions import GivenDescriber
     from reference.vision import VisionModel, apply_template
 
     page, log = page_and_log
@@ -239,7 +239,7 @@ def test_given_descriptions_rerank_as_python_does(fudd_root, fudd_url, page_and_
         a, b = g["labels"]
         pairs[(a, b)] = [tuple(p) for p in g["pairs"]]
         pairs[(b, a)] = [(y, x) for x, y in g["pairs"]]
-    describer = FileDescriber(pairs, info.template)
+    describer = GivenDescriber(pairs, info.template)
     images = vision.embed_images(IMAGES)  # [N, D]
     first = vision.scores(images, vision.embed_texts([apply_template(info.template, c) for c in LABELS]))  # [N, C]
     want = [

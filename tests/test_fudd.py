@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from transformers import AutoImageProcessor, AutoTokenizer
 
 from contract.manifest import VisionInfo
-from reference.descriptions import FileDescriber, LlmDescriber
+from reference.descriptions import GivenDescriber, LlmDescriber
 from reference.errors import DescriptionsFileError
 from reference.fudd import class_descriptions, class_embedding, rerank, top_k
 from reference.fudd_pairs import dump_pairs, load_pairs
@@ -245,7 +245,7 @@ def test_fudd_pairs_file_round_trips_and_orients_pairs(tmp_path):
     pairs = load_pairs(file, names)
     assert pairs[("fox", "cat")] == [("a photo of a fox, orange.", "a photo of a cat, grey.")]
     assert pairs[("cat", "fox")] == [("a photo of a cat, grey.", "a photo of a fox, orange.")]
-    describer = FileDescriber(pairs, TEMPLATE)
+    describer = GivenDescriber(pairs, TEMPLATE)
     assert describer("cat", "fox") == (["a photo of a cat, grey."], ["a photo of a fox, orange."])
     assert describer("cat", "dog") == (["a photo of a cat."], ["a photo of a dog."])  # not in the file
     assert describer.fallbacks == 1

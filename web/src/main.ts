@@ -25,7 +25,7 @@ window.engine = engine;
 // "Ask the LLM" uses the chat model picked in the Chat tab, loading it on first use.
 const fudd = new FuddPanel(engine, async () => {
   const id = byId<HTMLSelectElement>("chat-model").value;
-  if (!engine.chatModel && id) await chat.load(id);
+  if (!engine.llm && id) await chat.load(id);
 });
 const classify = new ClassifyTab(engine, fudd);
 const search = new SearchTab(engine);
@@ -76,16 +76,16 @@ async function loadModel(id: string): Promise<void> {
   select.disabled = true;
   try {
     const runtime = (params.get("runtime") ?? "auto") as RuntimeRequest;
-    const result = await engine.load({ clip: id }, {
+    const result = await engine.load({ vision: id }, {
       runtime,
       variant: params.get("variant") ?? undefined,
       onProgress: showDownload,
     });
     showRuntime(result.runtime, result.runtimeReason);
-    showModelBanner(result.clip);
-    classify.modelReady(result.clip.vision.template);
-    await search.modelReady(result.clip);
-    document.body.dataset["model"] = result.clip.id;
+    showModelBanner(result.vision);
+    classify.modelReady(result.vision.vision.template);
+    await search.modelReady(result.vision);
+    document.body.dataset["model"] = result.vision.id;
     void storage.refresh();
   } catch (err) {
     showError(err);

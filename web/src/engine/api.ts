@@ -2,7 +2,9 @@
 // exposed on the demo page as `window.engine`.
 //
 //   const engine = new Engine();
-//   await engine.load({ clip: "tiny-random-clip" }, { onProgress: (p) => ... });
+//   await engine.load({ vision: "tiny-random-clip", llm?: "smollm2" }, { onProgress: (p) => ... });
+//   await engine.loadLlm("smollm2"); await engine.chat.completions.create({ messages })
+//   engine.vision, engine.llm                     // what is loaded (VisionModelInfo, LlmModelInfo)
 //   engine.runtime, engine.runtimeReason          // "webgpu" | "wasm", and why
 //   await engine.classify({ images, labels, template?, topK? })
 //   await engine.classify({ images, labels, fudd: { k?, pairsPerClass?, onProgress? } })   // FuDD re-ranking
@@ -11,12 +13,12 @@
 
 import { ChatCompletions, type ChatTransport, type GenerationEvent, type GenerationResult } from "./llm/chat";
 import { EngineClosedError, InvalidRequestError, ModelNotLoadedError, UnsupportedImageError, reviveError } from "./errors";
-import type { FuddProgress, GivenPair, PairReport } from "./fudd/describer";
+import type { FuddProgress, GivenPair, PairOutcome } from "./fudd/describer";
 import type { ClassExplanation, ExplainRequestWire, FuddClassification, FuddImage, FuddOptionsWire, RankedDescription } from "./fudd/run";
 import type { ImagePayload } from "./vision/image";
 import type { ModelEntry } from "./manifest.gen";
-import type { ChatModelInfo } from "./llm/onnx_chat_model";
-import type { ChatLoadResult, LoadOptionsWire, LoadResult, RequestType, Requests, WorkerRequest, WorkerResponse } from "./protocol";
+import type { LlmModelInfo } from "./llm/onnx_chat_model";
+import type { LlmLoadResult, LoadOptionsWire, LoadResult, RequestType, Requests, WorkerRequest, WorkerResponse } from "./protocol";
 import type { RuntimeName, RuntimeRequest } from "./runtime/runtime";
 import type { PixelValues } from "./vision/preprocess";
 import type { LabelScore } from "./vision/scoring";
@@ -26,8 +28,10 @@ import type { VisionModelInfo } from "./vision/vision_model";
 
 export * from "./errors";
 export type * from "./llm/chat";
-export type { ChatLoadResult, ChatModelInfo };
-export type { ClassExplanation, FuddClassification, FuddImage, FuddProgress, GivenPair, PairReport, RankedDescription };
+export type { LlmLoadResult, LlmModelInfo };
+export type { ClassExplanation, FuddClassification, FuddImage, FuddProgress, GivenPair, PairOutcome, RankedDescription };
+/** @deprecated old names: LlmModelInfo, LlmLoadResult, PairOutcome. */
+export type { LlmModelInfo as ChatModelInfo, LlmLoadResult as ChatLoadResult, PairOutcome as PairReport };
 export type { CacheUsage, DownloadProgress, LabelScore, LoadResult, ModelEntry, PixelValues, RuntimeName, VisionModelInfo };
 
 /** What images may be: same-origin or data: URLs, Blobs/Files, or ImageData. */
@@ -75,12 +79,16 @@ export interface ExplainRequest extends ExplainRequestWire {
   onProgress?: (p: FuddProgress) => void;
 }
 
-interface Pending {
-  resolve: (value: unknown) => void;
-  reject: (err: Error) => void;
+/** What a request's progress messages go to, by kind. */
+interface Handlers {
   onProgress?: ProgressCallback;
   onChunk?: (event: GenerationEvent) => void;
   onFuddProgress?: (p: FuddProgress) => void;
+}
+
+interface Pending extends Handlers {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
 }
 
 function dataUrlToBlob(url: string): Blob {
@@ -118,10 +126,10 @@ export class Engine {
   runtime: RuntimeName | null = null;
   /** Why that runtime was taken (e.g. "no WebGPU adapter ..."). */
   runtimeReason = "";
-  /** The loaded CLIP-family model. */
-  model: VisionModelInfo | null = null;
-  /** The loaded chat model (loadChat), with the path that runs it and why. */
-  chatModel: ChatModelInfo | null = null;
+  /** The loaded vision model (CLIP, SigLIP or ALIGN). */
+  vision: VisionModelInfo | null = null;
+  /** The loaded LLM (loadLlm), with the path that runs it and why. */
+  llm: LlmModelInfo | null = null;
   /**
    * OpenAI-style chat on the loaded chat model, generated in the worker:
    *   await engine.chat.completions.create({ messages, max_tokens, temperature, top_p, seed })
@@ -144,7 +152,7 @@ export class Engine {
       return { ...cached, usage: estimate.usage ?? null, quota: estimate.quota ?? null, persisted };
     },
     cacheFiles: async (id: string, paths?: string[], onProgress?: ProgressCallback): Promise<void> => {
-      await this.call("cacheFiles", { model: id, paths }, onProgress);
+      await this.call("cacheFiles", { model: id, paths }, { onProgress });
     },
     deleteModel: async (id: string): Promise<void> => deleteModel(await fetchManifest(), id),
     clear: (): Promise<void> => clearCache(),
@@ -169,29 +177,47 @@ export class Engine {
     return (await fetchManifest()).models ?? [];
   }
 
-  async load(ids: { clip: string; llm?: string }, options: LoadOptions = {}): Promise<LoadResult> {
+  /** @deprecated the old name of `vision`. */
+  get model(): VisionModelInfo | null {
+    return this.vision;
+  }
+
+  /** @deprecated the old name of `llm`. */
+  get chatModel(): LlmModelInfo | null {
+    return this.llm;
+  }
+
+  /** Loads a vision model and, with `llm`, an LLM too. `clip` is the deprecated name of `vision`. */
+  async load(ids: { vision?: string; clip?: string; llm?: string }, options: LoadOptions = {}): Promise<LoadResult> {
+    const vision = ids.vision ?? ids.clip;
+    if (vision === undefined) throw new InvalidRequestError("load() needs a vision model id", "call engine.load({ vision: id })");
     const wire: LoadOptionsWire = {
       runtime: options.runtime ?? "auto", variant: options.variant, threads: options.threads, maxBytes: options.maxBytes,
     };
-    const result = await this.call("load", { clip: ids.clip, options: wire }, options.onProgress);
+    const result = await this.call("load", { vision, options: wire }, { onProgress: options.onProgress });
     this.runtime = result.runtime;
     this.runtimeReason = result.runtimeReason;
-    this.model = result.clip;
+    this.vision = result.vision;
     if (ids.llm === undefined) return result;
-    const chat = await this.loadChat(ids.llm, options);
-    return { ...result, llm: chat.llm, loadMs: result.loadMs + chat.loadMs };
+    const llm = await this.loadLlm(ids.llm, options);
+    return { ...result, llm: llm.llm, loadMs: result.loadMs + llm.loadMs };
   }
 
-  /** Loads a chat model (task text-generation): WebLLM when its MLC library and WebGPU allow, else onnxruntime-web. */
-  async loadChat(id: string, options: LoadOptions = {}): Promise<ChatLoadResult> {
+  /** @deprecated the old name of `loadLlm`. */
+  loadChat(id: string, options: LoadOptions = {}): Promise<LlmLoadResult> {
+    return this.loadLlm(id, options);
+  }
+
+  /** Loads an LLM (task text-generation): WebLLM when its MLC library and WebGPU allow, else onnxruntime-web. */
+  async loadLlm(id: string, options: LoadOptions = {}): Promise<LlmLoadResult> {
     const wire: LoadOptionsWire = {
       runtime: options.runtime ?? "auto", variant: options.variant, threads: options.threads, maxBytes: options.maxBytes,
     };
     wire.expandWeights = options.expandWeights;
-    const result = await this.call("loadChat", { llm: id, options: wire }, options.onProgress);
+    const result = await this.call("loadLlm", { llm: id, options: wire }, { onProgress: options.onProgress });
     this.runtime = result.runtime;
     this.runtimeReason = result.runtimeReason;
-    this.chatModel = result.llm;
+    this.llm = result.llm;
     return result;
   }
 
@@ -220,14 +246,14 @@ export class Engine {
     const images = await Promise.all(request.images.map(toPayload));
     const { onProgress, ...fudd } = request.fudd ?? {};
     return this.call("classify", { images, labels: request.labels, template: request.template, topK: request.topK,
-      fudd: request.fudd && fudd }, undefined, undefined, onProgress);
+      fudd: request.fudd && fudd }, { onFuddProgress: onProgress });
   }
 
   /** A class's descriptions (given, or written by the chat model against `against`) ranked by similarity to the images. */
   async explainClass(request: ExplainRequest): Promise<ClassExplanation> {
     const { images, onProgress, ...rest } = request;
-    return this.call("explainClass", { ...rest, images: await Promise.all(images.map(toPayload)) }, undefined, undefined,
-      onProgress);
+    return this.call("explainClass", { ...rest, images: await Promise.all(images.map(toPayload)) },
+      { onFuddProgress: onProgress });
   }
 
   /** Releases the models and stops the worker. */
@@ -242,13 +268,13 @@ export class Engine {
   private chatTransport(): ChatTransport {
     return {
       modelId: () => {
-        if (!this.chatModel) throw new ModelNotLoadedError("no chat model is loaded", "call engine.loadChat(id) first");
-        return this.chatModel.id;
+        if (!this.llm) throw new ModelNotLoadedError("no LLM is loaded", "call engine.loadLlm(id) first");
+        return this.llm.id;
       },
       generate: (params, onEvent) => {
         const key = this.nextChatKey++;
         let aborted = false;
-        const result = this.call("chat", { key, params }, undefined, onEvent).then((r: GenerationResult) => {
+        const result = this.call("chat", { key, params }, { onChunk: onEvent }).then((r: GenerationResult) => {
           if (aborted) throw new DOMException("the chat request was aborted", "AbortError");
           return r;
         });
@@ -262,12 +288,12 @@ export class Engine {
     };
   }
 
-  private call<K extends RequestType>(type: K, request: Requests[K]["request"], onProgress?: ProgressCallback,
-    onChunk?: (event: GenerationEvent) => void, onFuddProgress?: (p: FuddProgress) => void): Promise<Requests[K]["result"]> {
+  private call<K extends RequestType>(type: K, request: Requests[K]["request"],
+    handlers: Handlers = {}): Promise<Requests[K]["result"]> {
     if (this.closed) return Promise.reject(new EngineClosedError("the engine was disposed"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onProgress, onChunk, onFuddProgress });
+      this.pending.set(id, { ...handlers, resolve: resolve as (v: unknown) => void, reject });
       this.worker.postMessage({ id, type, ...request } as WorkerRequest);
     });
   }

@@ -7,7 +7,7 @@ import type { SerializedError } from "./errors";
 import type { ClassExplanation, ExplainRequestWire, FuddClassification, FuddOptionsWire } from "./fudd/run";
 import type { FuddProgress } from "./fudd/describer";
 import type { ImagePayload } from "./vision/image";
-import type { ChatModelInfo } from "./llm/onnx_chat_model";
+import type { LlmModelInfo } from "./llm/onnx_chat_model";
 import type { RuntimeName, RuntimeRequest } from "./runtime/runtime";
 import type { PixelValues } from "./vision/preprocess";
 import type { LabelScore } from "./vision/scoring";
@@ -30,23 +30,25 @@ export interface LoadResult {
   runtime: RuntimeName;
   runtimeReason: string;
   threads: number;
+  vision: VisionModelInfo;
+  /** @deprecated the same object as `vision` (the old name). */
   clip: VisionModelInfo;
-  /** The chat model, when load() was asked for one too. */
-  llm?: ChatModelInfo;
+  /** The LLM, when load() was asked for one too. */
+  llm?: LlmModelInfo;
   /** Milliseconds spent downloading and creating sessions. */
   loadMs: number;
 }
 
-export interface ChatLoadResult {
+export interface LlmLoadResult {
   runtime: RuntimeName;
   runtimeReason: string;
   threads: number;
-  llm: ChatModelInfo;
+  llm: LlmModelInfo;
   loadMs: number;
 }
 
 export interface Requests {
-  load: { request: { clip: string; options: LoadOptionsWire }; result: LoadResult };
+  load: { request: { vision: string; options: LoadOptionsWire }; result: LoadResult };
   embedImages: { request: { images: ImagePayload[] }; result: Float32Array[] };
   pixelValues: { request: { images: ImagePayload[] }; result: PixelValues[] };
   embedTexts: { request: { texts: string[] }; result: Float32Array[] };
@@ -58,7 +60,7 @@ export interface Requests {
   /** A class's descriptions ranked by similarity to the images ("fuddProgress" while they are written). */
   explainClass: { request: ExplainRequestWire & { images: ImagePayload[]; template?: string }; result: ClassExplanation };
   dispose: { request: Record<string, never>; result: null };
-  loadChat: { request: { llm: string; options: LoadOptionsWire }; result: ChatLoadResult };
+  loadLlm: { request: { llm: string; options: LoadOptionsWire }; result: LlmLoadResult };
   /** Streams "chunk" responses (one per decode step), then the result. */
   chat: { request: { key: number; params: GenerationParams }; result: GenerationResult };
   /** Handled as soon as it arrives (not queued): stops the chat request with that key after its current step. */

@@ -3,23 +3,23 @@
 
 /// <reference lib="webworker" />
 import { ModelNotFoundError, ModelNotLoadedError, serializeError } from "./errors";
-import { OnnxChatModel, type ChatModel } from "./llm/onnx_chat_model";
+import { OnnxLlmModel, type LlmModel } from "./llm/onnx_chat_model";
 import promptText from "../../../contract/fudd_prompt.json?raw";
 import { FuddPrompt } from "./fudd/fudd";
 import { checkExplainRequest, checkFuddOptions, classifyWithFudd, explainClass, makeDescriber } from "./fudd/run";
 import { decodeImage, type ImagePayload } from "./vision/image";
-import type { ChatLoadResult, LoadResult, Requests, WorkerRequest, WorkerResponse } from "./protocol";
+import type { LlmLoadResult, LoadResult, Requests, WorkerRequest, WorkerResponse } from "./protocol";
 import { chooseRuntime, findAdapter, startRuntime, type Runtime } from "./runtime/runtime";
 import { applyTemplate, scoreLabels } from "./vision/scoring";
 import { cacheFiles, fetchManifest, fileEntry, findModel, type DownloadProgress } from "./storage/store";
 import { VisionModel } from "./vision/vision_model";
-import { planChatPath, WebLlmChatModel } from "./llm/webllm";
+import { planChatPath, WebLlmModel } from "./llm/webllm";
 
 declare const self: DedicatedWorkerGlobalScope;
 
 let runtime: Runtime | null = null;
-let clip: VisionModel | null = null;
-let chat: ChatModel | null = null;
+let vision: VisionModel | null = null;
+let llm: LlmModel | null = null;
 /** FuDD's prompt and parsing rules: the same file reference/fudd_prompt.py reads. */
 const fuddPrompt = new FuddPrompt(JSON.parse(promptText));
 /** Keys of chat requests the page asked to stop (see chatAbort). */
@@ -30,8 +30,8 @@ function post(message: WorkerResponse, transfer: Transferable[] = []): void {
 }
 
 function loaded(): VisionModel {
-  if (!clip) throw new ModelNotLoadedError("no CLIP-family model is loaded", "call engine.load({clip: id}) first");
-  return clip;
+  if (!vision) throw new ModelNotLoadedError("no vision model is loaded", "call engine.load({ vision: id }) first");
+  return vision;
 }
 
 async function decodeAll(images: ImagePayload[]) {
@@ -44,46 +44,46 @@ async function load(msg: Extract<WorkerRequest, { type: "load" }>): Promise<Load
   const start = performance.now();
   // The runtime is chosen once per worker: onnxruntime-web's settings are global to it.
   runtime ??= await startRuntime(await chooseRuntime(msg.options.runtime, msg.options.threads));
-  const entry = findModel(await fetchManifest(), msg.clip);
+  const entry = findModel(await fetchManifest(), msg.vision);
   const model = await VisionModel.load(entry, runtime, {
     variant: msg.options.variant,
     maxBytes: msg.options.maxBytes,
     onProgress: (progress) => post({ id: msg.id, kind: "progress", progress }),
   });
-  await clip?.dispose();
-  clip = model;
-  return { runtime: runtime.name, runtimeReason: runtime.reason, threads: runtime.threads, clip: model.info,
+  await vision?.dispose();
+  vision = model;
+  return { runtime: runtime.name, runtimeReason: runtime.reason, threads: runtime.threads, vision: model.info, clip: model.info,
     loadMs: performance.now() - start };
 }
 
-async function loadChat(msg: Extract<WorkerRequest, { type: "loadChat" }>): Promise<ChatLoadResult> {
+async function loadLlm(msg: Extract<WorkerRequest, { type: "loadLlm" }>): Promise<LlmLoadResult> {
   const start = performance.now();
   runtime ??= await startRuntime(await chooseRuntime(msg.options.runtime, msg.options.threads));
   const entry = findModel(await fetchManifest(), msg.llm);
-  if (!entry.llm) throw new ModelNotFoundError(`${entry.id} is not a chat model (task ${entry.task})`);
+  if (!entry.llm) throw new ModelNotFoundError(`${entry.id} is not an LLM (task ${entry.task})`);
   const { adapter, why } = await findAdapter();
   const plan = planChatPath(entry.llm, adapter, why, msg.options.runtime === "wasm");
   const onProgress = (progress: DownloadProgress) => post({ id: msg.id, kind: "progress", progress });
-  let model: ChatModel | null = null;
+  let model: LlmModel | null = null;
   let reason = plan.reason;
   if (plan.path === "webllm") {
-    model = await WebLlmChatModel.load(entry, plan.build, plan.reason, onProgress).catch((err: unknown) => {
+    model = await WebLlmModel.load(entry, plan.build, plan.reason, onProgress).catch((err: unknown) => {
       reason = `WebLLM failed to start (${String(err)}), so onnxruntime-web runs it`;
       return null;
     });
   }
-  model ??= await OnnxChatModel.load(entry, runtime, reason,
+  model ??= await OnnxLlmModel.load(entry, runtime, reason,
     { variant: msg.options.variant, maxBytes: msg.options.maxBytes, expandWeights: msg.options.expandWeights, onProgress });
-  await chat?.dispose();
-  chat = model;
+  await llm?.dispose();
+  llm = model;
   return { runtime: runtime.name, runtimeReason: runtime.reason, threads: runtime.threads, llm: model.info,
     loadMs: performance.now() - start };
 }
 
 async function generate(msg: Extract<WorkerRequest, { type: "chat" }>) {
-  if (!chat) throw new ModelNotLoadedError("no chat model is loaded", "call engine.loadChat(id) first");
+  if (!llm) throw new ModelNotLoadedError("no LLM is loaded", "call engine.loadLlm(id) first");
   try {
-    return await chat.generate(msg.params, (event) => post({ id: msg.id, kind: "chunk", event }),
+    return await llm.generate(msg.params, (event) => post({ id: msg.id, kind: "chunk", event }),
       () => stoppedChats.has(msg.key));
   } finally {
     stoppedChats.delete(msg.key);
@@ -105,8 +105,8 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       const vision = model.info.vision;
       const template = msg.template ?? vision.template;
       if (msg.fudd) checkFuddOptions(msg.fudd);
-      // Before any embedding, so a missing chat model fails fast.
-      const writer = msg.fudd && await makeDescriber(fuddPrompt, chat, template, msg.fudd.descriptions, msg.fudd.pairsPerClass);
+      // Before any embedding, so a missing LLM fails fast.
+      const writer = msg.fudd && await makeDescriber(fuddPrompt, llm, template, msg.fudd.descriptions, msg.fudd.pairsPerClass);
       const texts = await model.embedTexts(msg.labels.map((l) => applyTemplate(template, l)));
       const images = await model.embedImages(await decodeAll(msg.images));
       if (!msg.fudd || !writer) return images.map((img) => scoreLabels(img, texts, msg.labels, vision, msg.topK));
@@ -118,21 +118,21 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       const template = msg.template ?? model.info.vision.template;
       checkExplainRequest(msg, msg.images.length);
       const images = await model.embedImages(await decodeAll(msg.images));
-      // Only `against` asks the chat model; descriptions given alone need none (an empty given set).
+      // Only `against` asks the LLM; descriptions given alone need none (an empty given set).
       const asksLlm = Boolean(msg.against?.length);
-      const writer = await makeDescriber(fuddPrompt, asksLlm ? chat : null, template, asksLlm ? undefined : [],
+      const writer = await makeDescriber(fuddPrompt, asksLlm ? llm : null, template, asksLlm ? undefined : [],
         msg.pairsPerClass);
       return explainClass(msg, images, template, writer, (t) => model.embedTexts(t),
         (progress) => post({ id: msg.id, kind: "fuddProgress", progress }));
     }
     case "dispose":
-      await clip?.dispose();
-      await chat?.dispose();
-      clip = null;
-      chat = null;
+      await vision?.dispose();
+      await llm?.dispose();
+      vision = null;
+      llm = null;
       return null;
-    case "loadChat":
-      return loadChat(msg);
+    case "loadLlm":
+      return loadLlm(msg);
     case "chat":
       return generate(msg);
     case "chatAbort":

@@ -49,15 +49,15 @@ export class ChatTab {
 
   /** Fills the model list (models with task text-generation); `wanted` preselects one. */
   setModels(models: ModelEntry[], wanted: string | null): void {
-    const chatModels = models.filter((m) => m.task === "text-generation");
-    if (chatModels.length === 0) {
+    const llms = models.filter((m) => m.task === "text-generation");
+    if (llms.length === 0) {
       this.select.replaceChildren(new Option("no chat models exported", ""));
       this.pathLine.textContent = "Export one: python -m exporter llm --model smollm2";
       return;
     }
     this.hasModels = true;
-    this.select.replaceChildren(...chatModels.map((m) => new Option(`${m.id}${m.trained ? "" : " (untrained)"}`, m.id)));
-    if (wanted && chatModels.some((m) => m.id === wanted)) this.select.value = wanted;
+    this.select.replaceChildren(...llms.map((m) => new Option(`${m.id}${m.trained ? "" : " (untrained)"}`, m.id)));
+    if (wanted && llms.some((m) => m.id === wanted)) this.select.value = wanted;
     this.select.disabled = false;
   }
 
@@ -78,7 +78,7 @@ export class ChatTab {
     this.setState("loading");
     this.pathLine.textContent = `Loading ${id}…`;
     try {
-      const result = await this.engine.loadChat(id, { ...this.loadOptions(), onProgress: showDownload });
+      const result = await this.engine.loadLlm(id, { ...this.loadOptions(), onProgress: showDownload });
       const info = result.llm;
       showRuntime(result.runtime, result.runtimeReason);
       this.loaded = info.id;

@@ -19,7 +19,7 @@ export interface GivenPair {
 export type DescriptionSource = "llm" | "cache" | "given";
 
 /** How one class pair was described. */
-export interface PairReport {
+export interface PairOutcome {
   /** sorted */
   labels: [string, string];
   source: DescriptionSource;
@@ -63,7 +63,7 @@ export function sortedPair(a: string, b: string): [string, string] {
 
 /** Callable per pair through `describe` (a PairDescriber for rerank), memoized per unordered pair. */
 export abstract class Describer {
-  private readonly outcomes = new Map<string, Promise<PairReport>>();
+  private readonly outcomes = new Map<string, Promise<PairOutcome>>();
 
   constructor(protected readonly template: string) {}
 
@@ -82,26 +82,26 @@ export abstract class Describer {
     }
   }
 
-  async reports(): Promise<PairReport[]> {
+  async reports(): Promise<PairOutcome[]> {
     return Promise.all(this.outcomes.values());
   }
 
   /** How the pair (either order) was described; described now if it was not yet. */
-  report(a: string, b: string): Promise<PairReport> {
+  report(a: string, b: string): Promise<PairOutcome> {
     const labels = sortedPair(a, b);
     const key = JSON.stringify(labels);
     let report = this.outcomes.get(key);
     if (!report) {
-      report = this.write(labels);
+      report = this.describePair(labels);
       this.outcomes.set(key, report);
     }
     return report;
   }
 
   /** labels sorted */
-  protected abstract write(labels: [string, string]): Promise<PairReport>;
+  protected abstract describePair(labels: [string, string]): Promise<PairOutcome>;
 
-  protected fallback(labels: [string, string], source: DescriptionSource, extra: Partial<PairReport> = {}): PairReport {
+  protected fallback(labels: [string, string], source: DescriptionSource, extra: Partial<PairOutcome> = {}): PairOutcome {
     return { labels, source, fallback: true, first: [applyTemplate(this.template, labels[0])],
       second: [applyTemplate(this.template, labels[1])], ...extra };
   }
@@ -119,7 +119,7 @@ export class GivenDescriber extends Describer {
     }
   }
 
-  protected async write(labels: [string, string]): Promise<PairReport> {
+  protected async describePair(labels: [string, string]): Promise<PairOutcome> {
     const texts = this.given.get(JSON.stringify(labels));
     if (!texts?.length) return this.fallback(labels, "given");
     return { labels, source: "given", fallback: false, first: texts.map(([x]) => x), second: texts.map(([, y]) => y) };
@@ -137,7 +137,7 @@ export class LlmDescriber extends Describer {
     super(template);
   }
 
-  protected async write(labels: [string, string]): Promise<PairReport> {
+  protected async describePair(labels: [string, string]): Promise<PairOutcome> {
     const [a, b] = labels;
     const key = answerKey(this.model, this.prompt.version, this.n, labels);
     let answer = await this.cache.get(key);

@@ -7,9 +7,9 @@ import { InvalidRequestError, ModelNotLoadedError } from "../errors";
 import { type FuddPrompt, type FuddRanking, rerank, type TextEmbedder } from "./fudd";
 import { answerCache } from "./cache";
 import {
-  type Describer, type FuddProgress, type Generate, GivenDescriber, type GivenPair, LlmDescriber, type PairReport,
+  type Describer, type FuddProgress, type Generate, GivenDescriber, type GivenPair, LlmDescriber, type PairOutcome,
 } from "./describer";
-import type { ChatModel } from "../llm/onnx_chat_model";
+import type { LlmModel } from "../llm/onnx_chat_model";
 import type { VisionInfo } from "../manifest.gen";
 import { applyTemplate, dot, type LabelScore, scoreLabels } from "../vision/scoring";
 
@@ -21,7 +21,7 @@ export interface FuddOptionsWire {
   k?: number;
   /** Description pairs asked per class pair; default: contract/fudd_prompt.json's. */
   pairsPerClass?: number;
-  /** Fixed descriptions instead of the chat model's (e.g. from a FuDD pairwise file). */
+  /** Fixed descriptions instead of the LLM's (e.g. from a FuDD pairwise file). */
   descriptions?: GivenPair[];
 }
 
@@ -33,7 +33,7 @@ export interface FuddImage extends FuddRanking {
 export interface FuddStats {
   /** The chat model that wrote the descriptions; null when they were given. */
   llm: string | null;
-  /** Class pairs the chat model was asked about now; cached answers are not asked again. */
+  /** Class pairs the LLM was asked about now; cached answers are not asked again. */
   llmCalls: number;
   cacheHits: number;
   /** Class pairs that fell back to the template prompts (nothing usable). */
@@ -41,7 +41,7 @@ export interface FuddStats {
   /** Where answers are cached: "indexeddb", or "memory (why)"; null when descriptions were given. */
   cache: string | null;
   /** Every class pair described, sorted labels. */
-  pairs: PairReport[];
+  pairs: PairOutcome[];
 }
 
 export interface FuddClassification extends FuddStats {
@@ -52,7 +52,7 @@ export interface FuddClassification extends FuddStats {
 /** `engine.explainClass(...)` as it crosses to the worker (images travel separately). */
 export interface ExplainRequestWire {
   label: string;
-  /** Descriptions to rank; default: the chat model's, written against each class in `against`. */
+  /** Descriptions to rank; default: the LLM's, written against each class in `against`. */
   descriptions?: string[];
   against?: string[];
   pairsPerClass?: number;
@@ -97,12 +97,12 @@ export function checkFuddOptions(o: FuddOptionsWire): void {
 }
 
 /** What writes the descriptions: the given ones, else the loaded chat model (greedy, cached). */
-export async function makeDescriber(prompt: FuddPrompt, chat: ChatModel | null, template: string,
+export async function makeDescriber(prompt: FuddPrompt, chat: LlmModel | null, template: string,
   given?: GivenPair[], pairsPerClass?: number): Promise<DescriptionWriter> {
   if (given) return { describer: new GivenDescriber(given, template), llm: null, cache: null };
   if (!chat) {
-    throw new ModelNotLoadedError("FuDD needs a chat model to write its class descriptions, and none is loaded",
-      "load one first (engine.loadChat(id), or pick a model in the Chat tab), or pass fixed descriptions");
+    throw new ModelNotLoadedError("FuDD needs an LLM to write its class descriptions, and none is loaded",
+      "load one first (engine.loadLlm(id), or pick a model in the Chat tab), or pass fixed descriptions");
   }
   const generate: Generate = async (messages, maxNewTokens) => {
     // The prompt file's roles are system/user/assistant.
@@ -162,7 +162,7 @@ export function checkExplainRequest(r: ExplainRequestWire, imageCount: number): 
   if (typeof r.label !== "string" || !r.label.trim()) throw new InvalidRequestError("label must be a non-empty string");
   if (imageCount === 0) throw new InvalidRequestError("images must hold at least one image");
   if (!r.descriptions?.length && !r.against?.length) {
-    throw new InvalidRequestError("give descriptions to rank, or classes in `against` for the chat model to write them");
+    throw new InvalidRequestError("give descriptions to rank, or classes in `against` for the LLM to write them");
   }
   if (!positiveInt(r.pairsPerClass)) throw new InvalidRequestError(`pairsPerClass must be a positive integer, got ${r.pairsPerClass}`);
 }

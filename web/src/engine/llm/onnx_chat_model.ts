@@ -16,7 +16,7 @@ import { createDecoderSession, kvSpec, logitsRow, releaseGpu, type KvSpec } from
 import { logSoftmax, SeededRandom, sampleToken, topIndices } from "./sampling";
 import { TextStreamer } from "./streamer";
 
-export interface ChatModelInfo {
+export interface LlmModelInfo {
   id: string;
   revision: string;
   trained: boolean;
@@ -33,15 +33,15 @@ export interface ChatModelInfo {
 }
 
 /** What the worker drives: onnxruntime-web (here) or WebLLM (webllm.ts) behind one interface. */
-export interface ChatModel {
-  readonly info: ChatModelInfo;
+export interface LlmModel {
+  readonly info: LlmModelInfo;
   /** Runs one request; `shouldStop` is polled between steps (abort). */
   generate(params: GenerationParams, onEvent: (event: GenerationEvent) => void,
     shouldStop: () => boolean): Promise<GenerationResult>;
   dispose(): Promise<void>;
 }
 
-export interface ChatLoadOptions {
+export interface LlmLoadOptions {
   variant?: string;
   /** WASM: expand MatMulNBits weights to fp32 once at load (default true; see runtime/onnx_dequant.ts). */
   expandWeights?: boolean;
@@ -77,9 +77,9 @@ function basename(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
 }
 
-export class OnnxChatModel implements ChatModel {
+export class OnnxLlmModel implements LlmModel {
   private constructor(
-    readonly info: ChatModelInfo,
+    readonly info: LlmModelInfo,
     private readonly runtime: Runtime,
     private readonly session: Ort.InferenceSession,
     private readonly tokenizer: ChatTokenizer,
@@ -88,7 +88,7 @@ export class OnnxChatModel implements ChatModel {
   ) {}
 
   static async load(entry: ModelEntry, runtime: Runtime, pathReason: string,
-    options: ChatLoadOptions = {}): Promise<OnnxChatModel> {
+    options: LlmLoadOptions = {}): Promise<OnnxLlmModel> {
     if (!entry.llm) throw new ModelNotFoundError(`${entry.id} is not a chat model (task ${entry.task})`);
     const variant = pickVariant(entry, runtime, options.variant);
     const { model, data } = variantFiles(entry, variant);
@@ -130,7 +130,7 @@ export class OnnxChatModel implements ChatModel {
     })), model.path);
     const kv = kvSpec(session, entry);
     const threads = runtime.name === "wasm" ? `, ${runtime.threads} thread${runtime.threads === 1 ? "" : "s"}` : "";
-    const info: ChatModelInfo = {
+    const info: LlmModelInfo = {
       id: entry.id,
       revision: entry.revision,
       trained: entry.trained,
@@ -142,7 +142,7 @@ export class OnnxChatModel implements ChatModel {
       bytes,
       contextLength: entry.llm.context_length,
     };
-    return new OnnxChatModel(info, runtime, session, tokenizer, kv, stopIds);
+    return new OnnxLlmModel(info, runtime, session, tokenizer, kv, stopIds);
   }
 
   async generate(params: GenerationParams, onEvent: (event: GenerationEvent) => void,

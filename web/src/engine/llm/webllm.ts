@@ -1,8 +1,8 @@
 // The MLC path: when the manifest lists a compiled MLC model library for the model and WebGPU has
 // the features it needs, chat runs on WebLLM (@mlc-ai/web-llm) with the self-hosted MLC artifacts
 // (/models/<id>/mlc/<quant>/resolve/main/..., no CDN); otherwise on onnxruntime-web (onnx_chat_model.ts).
-// planChatPath is the whole decision, a pure function; WebLlmChatModel adapts WebLLM's
-// OpenAI-style engine to the ChatModel interface the worker drives.
+// planChatPath is the whole decision, a pure function; WebLlmModel adapts WebLLM's
+// OpenAI-style engine to the LlmModel interface the worker drives.
 // Offline and integrity: WebLLM fetches URLs and caches them itself (and keeps a broken copy after a
 // failed download), so its files first go through our verified, resumable cache (storage/store.ts), the
 // service worker answers WebLLM's requests from that cache (sw.ts), and WebLLM's own copy is
@@ -11,7 +11,7 @@
 import type { MLCEngine } from "@mlc-ai/web-llm";
 import type { GenerationEvent, GenerationParams, GenerationResult, TokenLogprob } from "./chat";
 import { InferenceError } from "../errors";
-import type { ChatModel, ChatModelInfo } from "./onnx_chat_model";
+import type { LlmModel, LlmModelInfo } from "./onnx_chat_model";
 import type { LlmInfo, MlcBuild, ModelEntry } from "../manifest.gen";
 import { cacheFiles, fileEntry, modelUrl, type ProgressCallback } from "../storage/store";
 
@@ -57,11 +57,11 @@ function folderUrl(path: string): string {
   return modelUrl(path.endsWith("/") ? path : `${path}/`);
 }
 
-export class WebLlmChatModel implements ChatModel {
-  private constructor(readonly info: ChatModelInfo, private readonly engine: MLCEngine) {}
+export class WebLlmModel implements LlmModel {
+  private constructor(readonly info: LlmModelInfo, private readonly engine: MLCEngine) {}
 
   static async load(entry: ModelEntry, build: MlcBuild, reason: string,
-    onProgress?: ProgressCallback): Promise<WebLlmChatModel> {
+    onProgress?: ProgressCallback): Promise<WebLlmModel> {
     const webllm = await import("@mlc-ai/web-llm"); // a separate chunk: fetched only on this path
     const modelId = `${entry.id}-${build.quantization}`;
     const files = entry.files.filter((f) => f.path.startsWith(`${build.path}/`));
@@ -92,7 +92,7 @@ export class WebLlmChatModel implements ChatModel {
       throw new InferenceError(`WebLLM cannot load ${modelId}: ${String(err)}`, "use the onnxruntime-web path (runtime=wasm)");
     });
     await webllm.deleteModelAllInfoInCache(modelId, appConfig).catch(() => undefined); // ours is the copy kept
-    const info: ChatModelInfo = {
+    const info: LlmModelInfo = {
       id: entry.id,
       revision: entry.revision,
       trained: entry.trained,
@@ -104,7 +104,7 @@ export class WebLlmChatModel implements ChatModel {
       bytes: totalBytes,
       contextLength: entry.llm!.context_length,
     };
-    return new WebLlmChatModel(info, engine);
+    return new WebLlmModel(info, engine);
   }
 
   /**
