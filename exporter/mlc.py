@@ -12,6 +12,9 @@ mlc-chat-config.json, tensor-cache.json, params_shard_N.bin, tokenizer.json. Par
 and packing are those of mlc-llm's Llama model (the compiled model library binds weights by name):
 q,k,v fused into qkv_proj; gate,up into gate_up_proj; q4 weights as uint32 [out, in/8] codes plus
 [out, in/32] scales (group quantization, symmetric, group 32 along the input axis).
+
+Over 400 lines on purpose: packing, sharding, the chat config and the read-back check all follow the
+one mlc-llm naming and layout above, and splitting them would scatter that one format over files.
 """
 
 from __future__ import annotations
