@@ -11,6 +11,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from contract.manifest import MANIFEST_NAME, FileEntry, Manifest, ModelEntry, load_manifest, revision_dir
 from server.static import is_inside
@@ -34,6 +35,7 @@ class ServedFile:
     path: Path
     stat: os.stat_result
     entry: FileEntry
+    handle: BinaryIO  # opened at resolve time: a re-export may delete `path` while it is served
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -93,7 +95,9 @@ class Catalog:
         return self._manifest
 
     def resolve(self, logical: str) -> ServedFile | None:
-        """The regular file behind a manifest path, or None (unlisted, missing, outside root, changed)."""
+        """The open regular file behind a manifest path, or None (unlisted, missing, outside root,
+        changed). The caller owns the handle. Opening here, not when the body is sent, is what keeps
+        a superseded revision readable: an export's cleanup may unlink it in between."""
         self._refresh()
         found = self._files.get(logical)
         if found is None:
@@ -104,12 +108,14 @@ class Catalog:
             log.warning("refusing %s: it resolves outside %s", logical, self.root)
             return None
         try:
-            st = path.stat()
+            handle = path.open("rb")
         except OSError:
             log.warning("manifest lists %s but %s cannot be read", logical, path)
             return None
+        st = os.fstat(handle.fileno())
         # A size that disagrees with the manifest means the file is not the one its sha256 names.
         if not stat.S_ISREG(st.st_mode) or st.st_size != entry.bytes:
+            handle.close()
             log.warning("refusing %s: %s is not the %d-byte file the manifest lists", logical, path, entry.bytes)
             return None
-        return ServedFile(path=path, stat=st, entry=entry)
+        return ServedFile(path=path, stat=st, entry=entry, handle=handle)

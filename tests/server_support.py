@@ -227,3 +227,75 @@ def download_by_ranges(host: str, port: int, path: str, size: int, chunk: int, s
     finally:
         conn.close()
     return bytes(buffer)
+
+
+def _world_readable_copy(folders: dict[str, Path], base: Path) -> dict[str, Path]:
+    """Copies of `folders` (symlinks kept) under a fresh 0755 folder: an unprivileged uid can read them."""
+    import shutil
+
+    base.mkdir(mode=0o755)
+    copies = {}
+    for name, folder in folders.items():
+        copies[name] = base / name
+        shutil.copytree(folder, copies[name], symlinks=True)
+    for path in base.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    return copies
+
+
+@contextmanager
+def live_nginx(artifacts: Path, web: Path, timeout: float = 20) -> Iterator[tuple[str, int]]:
+    """Debian's nginx on a free loopback port with `python -m server --print-nginx-config`,
+    as an unprivileged process (as root: uid/gid 65534 through setpriv, on world-readable copies)."""
+    import shutil
+    import tempfile
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        raise AssertionError("nginx is not installed: apt-get install -y nginx-light (scripts/install.sh does)")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="lumen-nginx-") as tmp:
+        base = Path(tmp)
+        base.chmod(0o755)
+        prefix: list[str] = []
+        if os.geteuid() == 0:
+            copies = _world_readable_copy({"artifacts": artifacts, "web": web}, base / "site")
+            artifacts, web = copies["artifacts"], copies["web"]
+            prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        runtime = base / "run"
+        runtime.mkdir(mode=0o777)
+        runtime.chmod(0o777)
+        config = subprocess.run(
+            [sys.executable, "-m", "server", "--print-nginx-config", "--artifacts", str(artifacts), "--web", str(web)]
+            + ["--host", "127.0.0.1", "--port", str(port), "--nginx-runtime-dir", str(runtime)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        (runtime / "nginx.conf").write_text(config)
+        (runtime / "nginx.conf").chmod(0o644)
+        args = [*prefix, nginx, "-p", str(runtime), "-c", str(runtime / "nginx.conf"), "-g", "daemon off;"]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    log = (runtime / "error.log").read_text() if (runtime / "error.log").exists() else ""
+                    raise AssertionError(f"nginx exited ({proc.returncode}): {proc.stdout.read().decode()}\n{log}")
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            yield "127.0.0.1", port
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
