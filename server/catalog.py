@@ -30,6 +30,9 @@ class ArtifactFolderError(Exception):
         return f"{super().__str__()}\n  fix: {self.fix}"
 
 
+REVISION_RACE_RETRIES = 4
+
+
 @dataclass(frozen=True)
 class ServedFile:
     path: Path
@@ -97,7 +100,17 @@ class Catalog:
     def resolve(self, logical: str) -> ServedFile | None:
         """The open regular file behind a manifest path, or None (unlisted, missing, outside root,
         changed). The caller owns the handle. Opening here, not when the body is sent, is what keeps
-        a superseded revision readable: an export's cleanup may unlink it in between."""
+        a superseded revision readable: an export's cleanup may unlink it in between. A revision
+        deleted between reading the manifest and opening the file means a newer manifest is
+        already in place: read it and try again (a few times: exports may follow each other)."""
+        for _ in range(REVISION_RACE_RETRIES):
+            stamp = self._stamp
+            served = self._resolve_once(logical)
+            if served is not None or _stamp(self._manifest_path) == stamp:
+                return served
+        return None
+
+    def _resolve_once(self, logical: str) -> ServedFile | None:
         self._refresh()
         found = self._files.get(logical)
         if found is None:

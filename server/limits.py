@@ -51,7 +51,7 @@ class RateLimitedLog:
 @dataclass
 class Limits:
     request_timeout: float = 10.0
-    max_connections: int = 1000
+    max_connections: int = 512  # x ~0.6 MB per stalled download (tests/test_server_limits.py)
 
     def effective_max_connections(self) -> int:
         """Each busy connection holds two fds (its socket and the file it serves): stay under RLIMIT_NOFILE."""
@@ -153,7 +153,11 @@ def protocol_class(limits: Limits) -> type[H11Protocol]:
                 *((name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()),
             ]
             try:
-                for event in (h11.Response(status_code=status, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
+                for event in (
+                    h11.Response(status_code=status, headers=headers),
+                    h11.Data(data=body),
+                    h11.EndOfMessage(),
+                ):
                     self.transport.write(self.conn.send(event))
             except h11.LocalProtocolError:  # the response had already started: nothing more to say
                 pass

@@ -161,47 +161,66 @@ def request(
 
 
 @contextmanager
-def live_server(artifacts: Path, web: Path | None = None, timeout: float = 30) -> Iterator[tuple[str, int]]:
-    """Runs `python -m server` on a free loopback port; yields (host, port)."""
+def spawn_server(
+    artifacts: Path,
+    web: Path | None = None,
+    timeout: float = 30,
+    extra_args: tuple[str, ...] = (),
+    nofile: int | None = None,
+) -> Iterator[tuple[str, int, subprocess.Popen]]:
+    """Runs `python -m server` on a free loopback port (at most `nofile` open fds when given);
+    yields (host, port, process). Its log goes to a file, never a pipe nobody reads."""
+    import resource
+    import tempfile
+
     port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "server",
-        "--artifacts",
-        str(artifacts),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    args = [sys.executable, "-m", "server", "--artifacts", str(artifacts), "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--log-level", "warning", *extra_args]
     if web is not None:
         args += ["--web", str(web)]
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited ({proc.returncode}): {proc.stdout.read().decode()[-2000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                if request(conn, "/healthz").status == 200:
-                    conn.close()
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield "127.0.0.1", port
-    finally:
-        proc.terminate()
+
+    def limit_fds() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit_fds)
+        proc.log = log  # type: ignore[attr-defined]
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise AssertionError(f"server exited ({proc.returncode}): {log.read().decode()[-2000:]}")
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                    if request(conn, "/healthz").status == 200:
+                        conn.close()
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            yield "127.0.0.1", port, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def server_log(proc: subprocess.Popen) -> str:
+    proc.log.seek(0)  # type: ignore[attr-defined]
+    return proc.log.read().decode(errors="replace")  # type: ignore[attr-defined]
+
+
+@contextmanager
+def live_server(artifacts: Path, web: Path | None = None, timeout: float = 30) -> Iterator[tuple[str, int]]:
+    """Runs `python -m server` on a free loopback port; yields (host, port)."""
+    with spawn_server(artifacts, web, timeout) as (host, port, _):
+        yield host, port
 
 
 def download_by_ranges(host: str, port: int, path: str, size: int, chunk: int, seed: int) -> bytes:
