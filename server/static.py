@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import anyio
-
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, HTMLResponse, MalformedRangeHeader, PlainTextResponse, Response

@@ -170,21 +170,18 @@ def spawn_server(
 ) -> Iterator[tuple[str, int, subprocess.Popen]]:
     """Runs `python -m server` on a free loopback port (at most `nofile` open fds when given);
     yields (host, port, process). Its log goes to a file, never a pipe nobody reads."""
-    import resource
     import tempfile
 
     port = free_port()
-    args = [sys.executable, "-m", "server", "--artifacts", str(artifacts), "--host", "127.0.0.1", "--port", str(port)]
+    # prlimit (util-linux), not preexec_fn: a fork hook is unsafe in a threaded test process.
+    args = ["prlimit", f"--nofile={nofile}:{nofile}"] if nofile is not None else []
+    args += [sys.executable, "-m", "server", "--artifacts", str(artifacts), "--host", "127.0.0.1", "--port", str(port)]
     args += ["--log-level", "warning", *extra_args]
     if web is not None:
         args += ["--web", str(web)]
 
-    def limit_fds() -> None:
-        if nofile is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit_fds)
+        proc = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         proc.log = log  # type: ignore[attr-defined]
         try:
             deadline = time.monotonic() + timeout

@@ -168,21 +168,23 @@ def test_idle_and_partial_head_sockets_cannot_exhaust_a_256_fd_server(site: dict
 
 
 def test_a_trickled_head_is_closed_at_the_deadline(site: dict) -> None:
-    with spawn_server(site["root"], extra_args=("--request-timeout", str(DEADLINE_S))) as (host, port, _):
-        with socket.create_connection((host, port), timeout=DEADLINE_S + 5) as sock:
-            started = time.monotonic()
-            sock.sendall(b"GET / HTTP/1.1\r\n")
-            closed_at = None
-            for _ in range(int(DEADLINE_S * 4) + 8):  # one header byte every 0.25 s: keeps uvicorn's timer alive
-                time.sleep(0.25)
-                try:
-                    sock.sendall(b"X")
-                except OSError:
-                    closed_at = time.monotonic() - started
-                    break
-            if closed_at is None:
-                sock.settimeout(1)
-                closed_at = time.monotonic() - started if sock.recv(1) == b"" else None
+    with (
+        spawn_server(site["root"], extra_args=("--request-timeout", str(DEADLINE_S))) as (host, port, _),
+        socket.create_connection((host, port), timeout=DEADLINE_S + 5) as sock,
+    ):
+        started = time.monotonic()
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        closed_at = None
+        for _ in range(int(DEADLINE_S * 4) + 8):  # one header byte every 0.25 s: keeps uvicorn's timer alive
+            time.sleep(0.25)
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                closed_at = time.monotonic() - started
+                break
+        if closed_at is None:
+            sock.settimeout(1)
+            closed_at = time.monotonic() - started if sock.recv(1) == b"" else None
     assert closed_at is not None and closed_at < DEADLINE_S + 2.5, closed_at
 
 
