@@ -48,7 +48,7 @@ class BlockWeight:
             w = w + self.mins[..., None]
         return w.reshape(self.shape)
 
-    def take_rows(self, order: np.ndarray) -> "BlockWeight":
+    def take_rows(self, order: np.ndarray) -> BlockWeight:
         """Rows reordered (row r of the result is row order[r]): blocks move whole, nothing is re-quantized."""
         return replace(
             self,
@@ -154,6 +154,10 @@ class GgufFile:
     @property
     def architecture(self) -> str:
         return str(self.field("general.architecture", "unknown"))
+
+    def tensors(self) -> list:
+        """The reader's tensors (name, tensor_type, shape innermost first, data)."""
+        return list(self._reader.tensors)
 
     def tensor_type(self, name: str) -> str:
         return self._tensors[name].tensor_type.name
