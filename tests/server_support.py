@@ -245,15 +245,24 @@ def download_by_ranges(host: str, port: int, path: str, size: int, chunk: int, s
     return bytes(buffer)
 
 
-def _world_readable_copy(folders: dict[str, Path], base: Path) -> dict[str, Path]:
-    """Copies of `folders` (symlinks kept) under a fresh 0755 folder: an unprivileged uid can read them."""
+def _world_readable_copy(folders: dict[str, Path], base: Path, models: list[str] | None) -> dict[str, Path]:
+    """Copies of `folders` (symlinks kept) under a fresh 0755 folder: an unprivileged uid can read
+    them. With `models`, the artifact folder keeps only those models' files (the manifest as is)."""
     import shutil
 
     base.mkdir(mode=0o755)
     copies = {}
     for name, folder in folders.items():
         copies[name] = base / name
-        shutil.copytree(folder, copies[name], symlinks=True)
+        if name == "artifacts" and models is not None:
+            copies[name].mkdir()
+            shutil.copy2(folder / "manifest.json", copies[name] / "manifest.json")
+            for model in models:
+                (copies[name] / model).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(folder / model, copies[name] / model, follow_symlinks=False)
+                shutil.copytree(folder / ".rev" / model, copies[name] / ".rev" / model, symlinks=True)
+        else:
+            shutil.copytree(folder, copies[name], symlinks=True)
     for path in base.rglob("*"):
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() else 0o644)
@@ -261,9 +270,12 @@ def _world_readable_copy(folders: dict[str, Path], base: Path) -> dict[str, Path
 
 
 @contextmanager
-def live_nginx(artifacts: Path, web: Path, timeout: float = 20) -> Iterator[tuple[str, int]]:
+def live_nginx(
+    artifacts: Path, web: Path, timeout: float = 20, models: list[str] | None = None
+) -> Iterator[tuple[str, int]]:
     """Debian's nginx on a free loopback port with `python -m server --print-nginx-config`,
-    as an unprivileged process (as root: uid/gid 65534 through setpriv, on world-readable copies)."""
+    as an unprivileged process (as root: uid/gid 65534 through setpriv, on world-readable copies,
+    of only `models` when given)."""
     import shutil
     import tempfile
 
@@ -276,7 +288,7 @@ def live_nginx(artifacts: Path, web: Path, timeout: float = 20) -> Iterator[tupl
         base.chmod(0o755)
         prefix: list[str] = []
         if os.geteuid() == 0:
-            copies = _world_readable_copy({"artifacts": artifacts, "web": web}, base / "site")
+            copies = _world_readable_copy({"artifacts": artifacts, "web": web}, base / "site", models)
             artifacts, web = copies["artifacts"], copies["web"]
             prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         runtime = base / "run"
