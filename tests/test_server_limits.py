@@ -12,6 +12,8 @@ import random
 import select
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +23,10 @@ import pytest
 from server_support import (
     FILE_SIZES,
     MODEL_ID,
+    REPO,
     build_artifacts,
     commit_model,
+    free_port,
     random_files,
     request,
     server_log,
@@ -102,6 +106,60 @@ def test_header_flood_is_cut_at_the_limit_and_never_stalls_other_clients(site: d
     assert any(status == 431 for _, status in results)
     assert max(during or [0]) < 1000
     assert "oversized request head" in log
+
+
+def head_accepted_before_refusal(host: str, port: int, total: int) -> tuple[int, bytes]:
+    """Sends a request head of `total` bytes that never ends; returns (bytes sent, the first reply bytes)."""
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sent = 0
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Flood: ")
+        try:
+            while sent < total:
+                sock.sendall(b"a" * 65536)
+                sent += 65536
+        except OSError:
+            pass
+        sock.settimeout(1)
+        try:
+            return sent, sock.recv(64)
+        except (TimeoutError, ConnectionResetError):
+            return sent, b""
+
+
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+def test_the_parser_choice_h11_refuses_a_huge_head_httptools_does_not(site: dict, parser: str) -> None:
+    """Why server/cli.py pins h11: with uvicorn's own settings, httptools keeps reading a head that
+    never ends (the issue measured 128 MB accepted, 256 MB in 154 s), h11 answers 431 at its limit."""
+    port = free_port()
+    code = (
+        "import sys, uvicorn; from pathlib import Path; from server.app import create_app; "
+        f"uvicorn.run(create_app(Path(sys.argv[1]), None), host='127.0.0.1', port={port}, http='{parser}', "
+        f"h11_max_incomplete_event_size={HEADER_BYTES}, log_level='critical')"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(site["root"])], cwd=REPO)
+    try:
+        wait_for_port(port)
+        sent, reply = head_accepted_before_refusal("127.0.0.1", port, 8 << 20)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    print(f"\n{parser}: {sent >> 10} KB of a never-ending head sent; reply {reply[:12]!r}")
+    if parser == "h11":  # plain uvicorn says 400; our protocol class says 431 (test above)
+        assert reply.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431"))
+    else:  # still reading after 8 MB: no reply at all
+        assert reply == b"" and sent >= 8 << 20
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def test_many_header_fields_are_431(site: dict) -> None:
