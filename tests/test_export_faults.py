@@ -229,11 +229,16 @@ def test_read_only_out_fails_before_any_work(kind: str, capsys) -> None:
         assert time.monotonic() - started < 10
 
 
+# Sizes chosen so the disk fills at different writes: a tiny-random CLIP fp32 export writes
+# tokenizer.json (3.5 MB) first, then the towers (about 8 MB in all: 11 MB holds the whole export).
 @pytest.mark.parametrize(
     "kind, where, size",
     [
-        ("clip", "out", "200k"),  # the first weights written to the staging folder
+        ("clip", "out", "200k"),
+        ("clip", "out", "3m"),
+        ("clip", "out", "7m"),
         ("clip", "tmp", "200k"),  # the fp32 ONNX export in the work folder
+        ("clip", "tmp", "4m"),
         ("llm", "out", "1m"),  # the tokenizer (3.5 MB)
         ("llm", "tmp", "1m"),  # the fp32 decoder export
     ],
@@ -246,8 +251,10 @@ def test_disk_full_is_a_disk_full_error(
         if where == "tmp":
             monkeypatch.setattr(tempfile, "tempdir", str(small))
         args = llm_args("tiny-random", out) if kind == "llm" else clip_args("tiny-random", out)
-        fails_with(capsys, args, "no space left")
+        message = fails_with(capsys, args, "no space left")
+        print(f"\n{kind}, {where} on a {size} tmpfs: {message}")
         nothing_committed(out)
+        assert not [p for p in small.rglob("*.onnx*") if p.is_file()], "a partial ONNX file was left in the full folder"
 
 
 # ---------------------------------------------------------------- fidelity: no failing default
