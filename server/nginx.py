@@ -4,8 +4,9 @@ Generated from the tables the server itself uses (SECURITY_HEADERS, MIME_TYPES, 
 NO_CACHE, HEADER_BYTES, the request deadline), so the two cannot drift apart. What nginx does
 differently, by design of a static server:
 - /models/<id>/<rest> is read through the artifacts/<id> symlink the exporter points at the
-  current revision (the Python server reads the manifest instead); dot paths (.rev, .staging)
-  are 404, so only the published revision is reachable.
+  current revision (the Python server reads the manifest instead), one location per model id in
+  the manifest when the config is generated; dot paths (.rev, .staging) are 404, so only the
+  published revision is reachable, and no other symlink is followed.
 - ETag is nginx's own strong mtime-size tag, not the sha256 (the browser verifies sha256 anyway).
 - /healthz is not there (no process to ask); /api/models is artifacts/manifest.json.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from contract.manifest import load_manifest
 from server.http_rules import KNOWN_METHODS
 from server.limits import HEADER_BYTES, Limits
 from server.static import IMMUTABLE, MIME_TYPES, NO_CACHE, SECURITY_HEADERS
@@ -36,6 +38,20 @@ def _types(indent: str) -> str:
     for extension, mime in MIME_TYPES.items():
         by_type.setdefault(mime, []).append(extension.lstrip("."))
     return "\n".join(f"{indent}{mime} {' '.join(exts)};" for mime, exts in by_type.items())
+
+
+def _model_locations(artifacts: Path) -> str:
+    """One location per model id: artifacts/<id> is the exporter's symlink to the published revision
+    (followed: it is the `from=` part); no link below it is followed, so nothing out of the folder
+    is reachable. A new model id needs the config regenerated; a re-export of one does not."""
+    blocks = []
+    for model in load_manifest(artifacts).models:
+        blocks.append(f"""    location /models/{model.id}/ {{
+        alias {artifacts}/{model.id}/;
+        disable_symlinks on from={artifacts}/{model.id};
+{_headers(IMMUTABLE, "        ")}
+    }}""")
+    return "\n".join(blocks)
 
 
 def server_block(artifacts: Path, web: Path, listen: str, limits: Limits) -> str:
@@ -74,16 +90,16 @@ def server_block(artifacts: Path, web: Path, listen: str, limits: Limits) -> str
         types {{ }}
 {_headers(NO_CACHE, "        ")}
     }}
-    location /models/ {{
-        alias {artifacts}/;
-{_headers(IMMUTABLE, "        ")}
-    }}
+    location /models/ {{ return 404; }}
+{_model_locations(artifacts)}
     location /assets/ {{
         root {web};
+        disable_symlinks on;
 {_headers(IMMUTABLE, "        ")}
     }}
     location / {{
         root {web};
+        disable_symlinks on;
         index index.html;
 {_headers(NO_CACHE, "        ")}
     }}

@@ -271,11 +271,12 @@ def _world_readable_copy(folders: dict[str, Path], base: Path, models: list[str]
 
 @contextmanager
 def live_nginx(
-    artifacts: Path, web: Path, timeout: float = 20, models: list[str] | None = None
+    artifacts: Path, web: Path, timeout: float = 20, models: list[str] | None = None, outside: Path | None = None
 ) -> Iterator[tuple[str, int]]:
     """Debian's nginx on a free loopback port with `python -m server --print-nginx-config`,
     as an unprivileged process (as root: uid/gid 65534 through setpriv, on world-readable copies,
-    of only `models` when given)."""
+    of only `models` when given; `outside` is copied as a sibling "outside" of the copies, so
+    relative symlinks out of the roots still point at readable files there)."""
     import shutil
     import tempfile
 
@@ -288,7 +289,8 @@ def live_nginx(
         base.chmod(0o755)
         prefix: list[str] = []
         if os.geteuid() == 0:
-            copies = _world_readable_copy({"artifacts": artifacts, "web": web}, base / "site", models)
+            folders = {"artifacts": artifacts, "web": web, **({"outside": outside} if outside else {})}
+            copies = _world_readable_copy(folders, base / "site", models)
             artifacts, web = copies["artifacts"], copies["web"]
             prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         runtime = base / "run"
