@@ -17,8 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 MAX_HEADER_FIELDS = 100
-# reg-name or IPv4 (letters, digits, - and .) or an [IPv6] literal, then an optional port.
-_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+# RFC 3986 host (reg-name, IPv4, or an [IPv6] literal; empty is allowed, RFC 9112 3.2) and an
+# optional port: no spaces, slashes, '@' or other characters that could confuse a URL builder.
+_HOST = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]{0,255}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{0,5})?")
 _SAME_ORIGIN = re.compile(r"https?://([^/?#]*)(.*)", re.DOTALL)
 
 
