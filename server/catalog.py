@@ -121,7 +121,8 @@ class Catalog:
             log.warning("refusing %s: it resolves outside %s", logical, self.root)
             return None
         try:
-            handle = path.open("rb")
+            # O_NONBLOCK: a FIFO at a listed path must not hang the event loop in open().
+            handle = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
         except OSError:
             log.warning("manifest lists %s but %s cannot be read", logical, path)
             return None

@@ -8,6 +8,7 @@ so the timeouts bite within the test.
 from __future__ import annotations
 
 import http.client
+import os
 import random
 import select
 import socket
@@ -334,3 +335,18 @@ def test_slow_readers_cost_bounded_memory_and_do_not_stall_others(site: dict) ->
     assert per_reader_kb < 700  # 256 KiB read chunk + the transport's high-water mark, with slack
     # Medians: single probes on this shared 2-core machine have taken up to 3 s under any load.
     assert statistics.median(probes) < 250 and max(probes) < 5000
+
+
+def test_a_fifo_at_a_listed_path_is_refused_without_blocking(tmp_path: Path) -> None:
+    """open() of a FIFO waits for a writer: the catalog opens files non-blocking and refuses non-files."""
+    from contract.manifest import load_manifest, revision_dir
+    from server.catalog import Catalog
+
+    build_artifacts(tmp_path / "artifacts")
+    model = load_manifest(tmp_path / "artifacts").models[0]
+    path = revision_dir(tmp_path / "artifacts", model) / "config.json"
+    path.unlink()
+    os.mkfifo(path)
+    started = time.monotonic()
+    assert Catalog(tmp_path / "artifacts").resolve(f"{MODEL_ID}/config.json") is None
+    assert time.monotonic() - started < 1
