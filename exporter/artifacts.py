@@ -36,7 +36,7 @@ from contract.manifest import (
     load_manifest,
     revision_dir,
 )
-from exporter.errors import ArtifactStoreError, DiskFullError
+from exporter.errors import ArtifactStoreError, DiskFullError, OutputNotWritableError
 
 STAGING_DIR = ".staging"
 LIVE_SUFFIX = ".live"  # .staging/<name>.live: flock-held by the export writing .staging/<name>/
@@ -95,6 +95,37 @@ def _disk_errors() -> Iterator[None]:
                 fix="free disk space or pass --out on a larger disk, then run the export again",
             ) from err
         raise
+
+
+LOW_SPACE_BYTES = 1 << 20
+
+
+def disk_full_cause(err: BaseException, folders: list[Path]) -> DiskFullError | None:
+    """A DiskFullError when `err` comes from a full disk: ENOSPC anywhere in its chain (libraries
+    wrap it: torch, protobuf, onnxruntime), or, for an error that only says the file it just wrote
+    is unreadable, a folder with almost no space left (a truncated ONNX is not a corrupt model)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if (isinstance(seen, OSError) and seen.errno == errno.ENOSPC) or "No space left on device" in str(seen):
+            where = getattr(seen, "filename", None) or ", ".join(map(str, folders))
+            break
+        seen = seen.__cause__ or seen.__context__
+    else:
+        full = [f for f in folders if _free_bytes(f) is not None and _free_bytes(f) < LOW_SPACE_BYTES]
+        if not full:
+            return None
+        where = ", ".join(map(str, full))
+    return DiskFullError(
+        f"no space left while writing artifacts ({where}); nothing was committed",
+        fix="free disk space or pass --out (and TMPDIR, for work files) on a larger disk, then run the export again",
+    )
+
+
+def _free_bytes(folder: Path) -> int | None:
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return shutil.disk_usage(candidate).free
+    return None
 
 
 class Staging:
@@ -168,12 +199,30 @@ class ArtifactStore:
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
+    def preflight(self) -> None:
+        """Before any work: the folder can be written and its manifest (if any) read. A read-only
+        --out or a corrupt manifest.json fails in a second, not after minutes of export."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-probe-"):
+                pass
+        except OSError as err:
+            if err.errno == errno.ENOSPC:
+                raise DiskFullError(
+                    f"no space left in {self.root}", fix="free disk space or pass --out on a larger disk"
+                ) from err
+            raise OutputNotWritableError(
+                f"cannot write to {self.root} ({err.strerror or err})",
+                fix="pass --out with a folder you can write to (not on a read-only file system), or fix its permissions",
+            ) from err
+        self.manifest()
+
     def manifest(self) -> Manifest:
         try:
             return load_manifest(self.root)
         except ValueError as err:
             raise ArtifactStoreError(
-                f"{self.root / MANIFEST_NAME} is not a valid manifest: {err}",
+                f"{self.root / MANIFEST_NAME} is not a valid manifest: {str(err)[:300]}",
                 fix="restore it from a backup, or delete it and re-export the models",
             ) from err
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -74,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _named(err: Exception, args: argparse.Namespace) -> ExportError | None:
+    """The error to report: a full disk wins over whatever a library made of it; else an ExportError as is."""
+    from exporter.artifacts import disk_full_cause
+
+    full = disk_full_cause(err, [Path(args.out), Path(tempfile.gettempdir())])
+    if full is not None:
+        return full
+    return err if isinstance(err, ExportError) else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -95,11 +106,14 @@ def main(argv: list[str] | None = None) -> int:
             from exporter.artifacts import ArtifactStore
 
             ArtifactStore(args.out).repair()
-    except ExportError as err:
+    except Exception as err:
+        named = _named(err, args)
+        if named is None:
+            raise
         if args.verbose:
             traceback.print_exc()
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        print(f"error: {named}", file=sys.stderr)
+        return named.exit_code
     except KeyboardInterrupt:
         print("interrupted: nothing was committed; the previous artifacts are untouched", file=sys.stderr)
         return 130

@@ -21,6 +21,10 @@ class CorruptCheckpointError(ExportError):
     """Files exist but cannot be read as a model (bad JSON, truncated weights, bad GGUF)."""
 
 
+class TokenizerMissingError(CorruptCheckpointError):
+    """The weights load, but the tokenizer files beside them are missing or unreadable."""
+
+
 class UnsupportedArchitectureError(ExportError):
     """The checkpoint's architecture is not one this exporter knows."""
 
@@ -44,3 +48,27 @@ class DiskFullError(ExportError):
 
 class ArtifactStoreError(ExportError):
     """The artifact folder is locked by another export, or its manifest is invalid."""
+
+
+class OutputNotWritableError(ExportError):
+    """--out cannot be written (read-only file system, permissions): found before any work is done."""
+
+
+class FidelityTargetsError(ParityError):
+    """No exported variant of a trained model meets the fidelity targets: none may be a default."""
+
+
+def load_failure(what: str, folder: object, err: Exception) -> CorruptCheckpointError:
+    """A from_pretrained failure, named: a config/weights size mismatch says so, anything else is corrupt files."""
+    text = f"{type(err).__name__}: {err}"
+    if "size mismatch" in text or "ignore_mismatched_sizes" in text:
+        first = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), text[:300])
+        return CorruptCheckpointError(
+            f"config.json in {folder} does not match its {what} weights ({first})",
+            fix="use the config.json saved with these weights (save_pretrained writes both), or re-download the checkpoint",
+        )
+    return CorruptCheckpointError(
+        f"cannot load the {what} weights in {folder}: {text[:500]}",
+        fix="re-download or re-save the checkpoint (save_pretrained); a truncated or corrupt .safetensors file "
+        "cannot be repaired",
+    )

@@ -155,6 +155,10 @@ class GgufFile:
     def architecture(self) -> str:
         return str(self.field("general.architecture", "unknown"))
 
+    def tensors(self) -> list:
+        """The reader's tensors (name, tensor_type, shape innermost first, data)."""
+        return list(self._reader.tensors)
+
     def tensor_type(self, name: str) -> str:
         return self._tensors[name].tensor_type.name
 

@@ -30,7 +30,7 @@ from gguf import quants as ggml_quants
 from contract.manifest import MODEL_ID_PATTERN, LlmInfo, ModelEntry
 from exporter import llm_fidelity
 from exporter.artifacts import ArtifactStore, Staging
-from exporter.errors import ArtifactStoreError, ParityError
+from exporter.errors import ArtifactStoreError, FidelityTargetsError, ParityError
 from exporter.gguf_blocks import BlockWeight, carried_weights, unpack_blocks
 from exporter.llm_onnx import ACCURACY_LEVEL, carry_blocks, export_decoder
 from exporter.llm_sources import LoadedLlm, load_llm
@@ -51,6 +51,7 @@ CARRIED = "GGUF blocks carried over exactly"
 
 
 def export_llm(source: str, out: Path, variants: list[str], mlc: list[str], model_id: str | None = None) -> ModelEntry:
+    ArtifactStore(out).preflight()  # a read-only --out or a corrupt manifest fails before the load
     loaded = load_llm(source)
     model_id = model_id or _default_id(loaded)
     if not re.match(MODEL_ID_PATTERN, model_id):
@@ -110,7 +111,7 @@ def _export_into(staging: Staging, work: Path, loaded: LoadedLlm, variants: list
                 f"{variant} carries the GGUF blocks exactly yet misses the fidelity targets: {fidelity.as_dict()}",
                 fix="report this export as a bug, with export-report numbers",
             )
-    defaults, why = _choose_defaults(built)
+    defaults, why = _choose_defaults(built, trained=loaded.trained)
 
     mlc_results, mlc_builds = [], []
     if mlc:
@@ -255,10 +256,22 @@ def _q8_0_weights(loaded: LoadedLlm) -> tuple[dict[str, BlockWeight], BlockWeigh
     return linears, embedding
 
 
-def _choose_defaults(built: dict[str, dict[str, Any]]) -> tuple[dict[str, str], str]:
+def _choose_defaults(built: dict[str, dict[str, Any]], trained: bool) -> tuple[dict[str, str], str]:
     """Per runtime: the smallest file meeting the fidelity targets (smaller also decodes faster where
-    weight bandwidth bounds decoding); if none does, the one with the best forced agreement."""
+    weight bandwidth bounds decoding). If none does, a trained model fails with the numbers (a Q5_0
+    GGUF re-quantized to q4 reached agreement 0.68, NLL +75 %: not a default anyone should get);
+    a random-weight test model takes the best forced agreement."""
     passing = [v for v, r in built.items() if r["meets_targets"]]
+    if not passing and trained:
+        numbers = "; ".join(
+            f"{v}: forced agreement {r['forced_agreement']:.2f}, NLL {r['nll_rel_diff']:+.0%}" for v, r in built.items()
+        )
+        raise FidelityTargetsError(
+            f"no variant meets the fidelity targets (forced agreement >= {llm_fidelity.MIN_AGREEMENT}, "
+            f"|NLL change| <= {llm_fidelity.MAX_NLL_REL:.0%}): {numbers}; nothing was committed",
+            fix="add q8 (--variants q4,q8: Q8_0 keeps the targets), or export from a Q4_0/Q4_1/Q8_0 GGUF or "
+            "the original checkpoint, whose weights can be carried over",
+        )
     if passing:
         best = min(passing, key=lambda v: built[v]["bytes"])
         why = (

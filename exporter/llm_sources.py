@@ -24,8 +24,9 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from exporter.errors import CorruptCheckpointError, UnsupportedArchitectureError
+from exporter.errors import CorruptCheckpointError, TokenizerMissingError, UnsupportedArchitectureError, load_failure
 from exporter.gguf_blocks import GgufFile
+from exporter.gguf_checks import check_tensors
 from exporter.sources import Source, packaged_smollm2_gguf, resolve
 from runtime.progress import step
 
@@ -69,6 +70,7 @@ def _from_gguf(source: Source) -> LoadedLlm:
     assert source.path is not None
     gguf = GgufFile(source.path)
     _check_architecture(gguf.architecture, str(source.path))
+    check_tensors(gguf)  # seconds, where the dequantizing load below takes a minute
     with step(f"[llm] load {source.path.name} (GGUF -> fp32 torch)"):
         try:
             model = AutoModelForCausalLM.from_pretrained(
@@ -124,12 +126,23 @@ def _from_folder(source: Source) -> LoadedLlm:
     with step(f"[llm] load {source.spec}"):
         try:
             model = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch.float32)
+        except Exception as err:  # safetensors, torch and OS errors all mean "these files are not a model"
+            raise load_failure(config.model_type, source.path, err) from err
+        try:
             tokenizer = AutoTokenizer.from_pretrained(source.path)
-        except (ValueError, OSError) as err:
-            raise CorruptCheckpointError(
-                f"cannot load the checkpoint in {source.path}: {err}",
-                fix="re-download or re-save it with save_pretrained()",
+        except Exception as err:
+            raise TokenizerMissingError(
+                f"cannot load the tokenizer of {source.path}: {type(err).__name__}: {str(err)[:300]}",
+                fix="save the tokenizer beside the weights (tokenizer.save_pretrained writes tokenizer.json and "
+                "tokenizer_config.json)",
             ) from err
+        if not getattr(tokenizer, "is_fast", False) or not (source.path / "tokenizer_config.json").exists():
+            missing = [n for n in ("tokenizer.json", "tokenizer_config.json") if not (source.path / n).exists()]
+            raise TokenizerMissingError(
+                f"{source.path} lacks tokenizer files ({', '.join(missing) or 'no fast tokenizer'})",
+                fix="save the tokenizer beside the weights (tokenizer.save_pretrained writes tokenizer.json and "
+                "tokenizer_config.json)",
+            )
     declared = model.generation_config.eos_token_id if model.generation_config else None
     declared = (
         declared if isinstance(declared, list) else [declared if declared is not None else tokenizer.eos_token_id]

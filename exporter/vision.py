@@ -16,7 +16,7 @@ from torch import nn
 from transformers import AlignModel, CLIPModel, PreTrainedModel, SiglipModel
 
 from contract.manifest import Scoring as ScoringKind
-from exporter.errors import CorruptCheckpointError
+from exporter.errors import CorruptCheckpointError, load_failure
 
 OPSET = 17  # LayerNormalization as one op; supported by onnxruntime(-web)
 
@@ -30,10 +30,7 @@ def load_checkpoint(folder: Path, family: str) -> PreTrainedModel:
     try:
         model = model_class(family).from_pretrained(folder, torch_dtype=torch.float32, attn_implementation="eager")
     except Exception as err:  # safetensors, torch and OS errors all mean "these files are not a model"
-        raise CorruptCheckpointError(
-            f"cannot load the {family} weights in {folder}: {type(err).__name__}: {err}",
-            fix="re-download or re-save the checkpoint (save_pretrained)",
-        ) from err
+        raise load_failure(family, folder, err) from err
     return model.eval()
 
 

@@ -80,7 +80,7 @@ def export_vision(source: str, out: Path, variants: list[str], model_id: str | N
         )
     family = detect_family(read_config(src.path)) if src.path else None
     store = ArtifactStore(out)
-    store.manifest()  # an unreadable manifest fails now, not after minutes of export
+    store.preflight()  # a read-only --out or an unreadable manifest fails now, not after minutes of export
     with step(f"[{model_id}] load {source}"):
         loaded = _load(src, family)
     with store.stage(model_id) as staging, tempfile.TemporaryDirectory(prefix="lumen-fp32-") as work:

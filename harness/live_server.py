@@ -6,10 +6,12 @@ import http.client
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,43 +32,62 @@ def _healthy(port: int) -> bool:
 
 
 @contextmanager
-def live_server(artifacts: Path, web: Path | None = None, timeout: float = 30) -> Iterator[tuple[str, int]]:
-    """Runs `python -m server` on a free loopback port; yields (host, port)."""
+def spawn_server(
+    artifacts: Path,
+    web: Path | None = None,
+    timeout: float = 30,
+    extra_args: tuple[str, ...] = (),
+    nofile: int | None = None,
+) -> Iterator[tuple[str, int, subprocess.Popen[bytes]]]:
+    """Runs `python -m server` on a free loopback port (at most `nofile` open fds when given);
+    yields (host, port, process). Its log goes to a file, never a pipe nobody reads."""
     port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "server",
-        "--artifacts",
-        str(artifacts),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    # prlimit (util-linux), not preexec_fn: a fork hook is unsafe in a threaded test process.
+    args = ["prlimit", f"--nofile={nofile}:{nofile}"] if nofile is not None else []
+    args += [sys.executable, "-m", "server", "--artifacts", str(artifacts), "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--log-level", "warning", *extra_args]
     if web is not None:
         args += ["--web", str(web)]
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                output = proc.stdout.read().decode() if proc.stdout else ""
-                raise AssertionError(f"server exited ({proc.returncode}): {output[-2000:]}")
-            try:
-                if _healthy(port):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield "127.0.0.1", port
-    finally:
-        proc.terminate()
+
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        _LOGS[proc.pid] = log
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise AssertionError(f"server exited ({proc.returncode}): {server_log(proc)[-2000:]}")
+                try:
+                    if _healthy(port):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            yield "127.0.0.1", port, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            _LOGS.pop(proc.pid, None)
+
+
+# pid -> the server's log file, for server_log() while the process runs.
+_LOGS: dict[int, IO[bytes]] = {}
+
+
+def server_log(proc: subprocess.Popen[bytes]) -> str:
+    """Everything the server printed so far."""
+    log = _LOGS[proc.pid]
+    log.seek(0)
+    return log.read().decode(errors="replace")
+
+
+@contextmanager
+def live_server(artifacts: Path, web: Path | None = None, timeout: float = 30) -> Iterator[tuple[str, int]]:
+    """Runs `python -m server` on a free loopback port; yields (host, port)."""
+    with spawn_server(artifacts, web, timeout) as (host, port, _):
+        yield host, port

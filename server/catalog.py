@@ -11,6 +11,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from contract.errors import LumenError
 from contract.manifest import MANIFEST_NAME, FileEntry, Manifest, ModelEntry, load_manifest, revision_dir
@@ -23,11 +24,15 @@ class ArtifactFolderError(LumenError):
     """The artifact folder cannot be served (missing, or its manifest is invalid); carries the fix."""
 
 
+REVISION_RACE_RETRIES = 4
+
+
 @dataclass(frozen=True)
 class ServedFile:
     path: Path
     stat: os.stat_result
     entry: FileEntry
+    handle: BinaryIO  # opened at resolve time: a re-export may delete `path` while it is served
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -87,7 +92,19 @@ class Catalog:
         return self._manifest
 
     def resolve(self, logical: str) -> ServedFile | None:
-        """The regular file behind a manifest path, or None (unlisted, missing, outside root, changed)."""
+        """The open regular file behind a manifest path, or None (unlisted, missing, outside root,
+        changed). The caller owns the handle. Opening here, not when the body is sent, is what keeps
+        a superseded revision readable: an export's cleanup may unlink it in between. A revision
+        deleted between reading the manifest and opening the file means a newer manifest is
+        already in place: read it and try again (a few times: exports may follow each other)."""
+        for _ in range(REVISION_RACE_RETRIES):
+            stamp = self._stamp
+            served = self._resolve_once(logical)
+            if served is not None or _stamp(self._manifest_path) == stamp:
+                return served
+        return None
+
+    def _resolve_once(self, logical: str) -> ServedFile | None:
         self._refresh()
         found = self._files.get(logical)
         if found is None:
@@ -98,12 +115,15 @@ class Catalog:
             log.warning("refusing %s: it resolves outside %s", logical, self.root)
             return None
         try:
-            st = path.stat()
+            # O_NONBLOCK: a FIFO at a listed path must not hang the event loop in open().
+            handle = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
         except OSError:
             log.warning("manifest lists %s but %s cannot be read", logical, path)
             return None
+        st = os.fstat(handle.fileno())
         # A size that disagrees with the manifest means the file is not the one its sha256 names.
         if not stat.S_ISREG(st.st_mode) or st.st_size != entry.bytes:
+            handle.close()
             log.warning("refusing %s: %s is not the %d-byte file the manifest lists", logical, path, entry.bytes)
             return None
-        return ServedFile(path=path, stat=st, entry=entry)
+        return ServedFile(path=path, stat=st, entry=entry, handle=handle)

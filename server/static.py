@@ -2,18 +2,26 @@
 
 Range handling is Starlette's FileResponse (206, multipart/byteranges, 416 with `bytes */size`,
 If-Range); this module adds only what it lacks: the manifest's sha256 as a strong ETag,
-If-None-Match -> 304, and RFC 9110's rule that a Range in an unknown unit is ignored (Starlette
-answers 400).
+If-None-Match -> 304, If-Match / If-Unmodified-Since -> 412, RFC 9110's strict Range grammar
+(digits only: Python's int() would take `+5` and `1_0`), the rule that a Range in an unknown
+unit is ignored (Starlette answers 400), and serving from a file opened before the response
+starts (a re-export may delete the path meanwhile; the open file stays readable).
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import BinaryIO
 
+import anyio
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, MalformedRangeHeader, PlainTextResponse, Response
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -120,17 +128,73 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     return etag.removeprefix("W/") in (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
 
 
+def etag_matches_strongly(if_match: str, etag: str) -> bool:
+    """If-Match uses strong comparison (RFC 9110 13.1.1): a weak tag never matches; * matches any."""
+    if if_match.strip() == "*":
+        return True
+    return not etag.startswith("W/") and etag in (tag.strip() for tag in if_match.split(","))
+
+
+def precondition_failed(request_headers: Headers, etag: str, last_modified: str) -> bool:
+    """RFC 9110 13.2.2 steps 1-2: If-Match, else If-Unmodified-Since (an invalid date is ignored)."""
+    if_match = request_headers.get("if-match")
+    if if_match is not None:
+        return not etag_matches_strongly(if_match, etag)
+    if_unmodified_since = request_headers.get("if-unmodified-since")
+    if if_unmodified_since is None:
+        return False
+    try:
+        since = parsedate_to_datetime(if_unmodified_since)
+    except (TypeError, ValueError):
+        return False
+    return since.tzinfo is not None and parsedate_to_datetime(last_modified) > since
+
+
+# RFC 9110 14.1.2: range-set = 1#( int-range / suffix-range ), positions are 1*DIGIT; OWS around
+# commas. The digit cap keeps int() fast (a 32 KB head could otherwise hold one 30,000-digit number).
+_RANGE_SPEC = r"(?:[0-9]{1,1000}-[0-9]{0,1000}|-[0-9]{1,1000})"
+_RANGE_SET = re.compile(rf"[ \t]*{_RANGE_SPEC}(?:[ \t]*,[ \t]*{_RANGE_SPEC})*[ \t]*")
+
+
 class RangeFileResponse(FileResponse):
-    # Starlette reads 64 KiB per thread hop; 1 MiB serves loopback about 2.5x faster
-    # (bench/server_throughput.py) at 1 MiB of buffer per download in flight.
-    chunk_size = 1 << 20
+    # Starlette reads 64 KiB per thread hop; 1 MiB served loopback about 2.5x faster, but every
+    # slow reader then holds about 2 MB (the chunk plus the transport's copy). 256 KiB keeps most
+    # of the speed (bench/server_throughput.py) at a quarter of the memory per stalled download.
+    chunk_size = 256 * 1024
+
+    def __init__(self, *args: object, handle: BinaryIO | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.handle = handle
 
     @classmethod
     def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        unit, _, range_set = http_range.partition("=")
         # RFC 9110 14.2: a Range in a unit the server does not know MUST be ignored (full 200).
-        if http_range.split("=", 1)[0].strip().lower() != "bytes":
+        if unit.strip().lower() != "bytes":
             return []
+        if not _RANGE_SET.fullmatch(range_set):
+            raise MalformedRangeHeader("Range header: not bytes=first-last, first- or -suffix (digits only)")
         return super()._parse_range_header(http_range, file_size)
+
+    @asynccontextmanager
+    async def _open_file(self) -> AsyncIterator[anyio.AsyncFile[bytes]]:
+        if self.handle is None:
+            async with super()._open_file() as file:
+                yield file
+            return
+        file = anyio.wrap_file(self.handle)
+        try:
+            yield file
+        finally:
+            with anyio.CancelScope(shield=True):
+                await file.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # HEAD, 416 and errors never open the file: the handle still must be closed
+            if self.handle is not None:
+                self.handle.close()
 
 
 def file_response(
@@ -141,16 +205,32 @@ def file_response(
     cache_control: str,
     etag: str | None = None,
     status_code: int = 200,
+    handle: BinaryIO | None = None,
 ) -> Response:
-    """A file (Range-aware), or 304 when If-None-Match names its ETag (default: Starlette's mtime+size tag)."""
+    """A file (Range-aware), 412 when If-Match / If-Unmodified-Since fails, or 304 when
+    If-None-Match names its ETag (default ETag: Starlette's mtime+size tag). `handle`, when given,
+    is the already open file to serve; it is closed when the response ends."""
     headers = {"cache-control": cache_control}
     if etag is not None:
         headers["etag"] = etag
     response = RangeFileResponse(
-        path, status_code=status_code, headers=headers, media_type=media_type(path.name), stat_result=st
+        path, status_code=status_code, headers=headers, media_type=media_type(path.name), stat_result=st, handle=handle
     )
+    if status_code != 200:
+        return response
+    if precondition_failed(request_headers, response.headers["etag"], response.headers["last-modified"]):
+        response.handle = None
+        if handle is not None:
+            handle.close()
+        return PlainTextResponse(
+            "Precondition failed: the file is not the one If-Match / If-Unmodified-Since names\n",
+            status_code=412,
+            headers={"etag": response.headers["etag"], "cache-control": NO_CACHE},
+        )
     if_none_match = request_headers.get("if-none-match")
-    if status_code == 200 and if_none_match is not None and etag_matches(if_none_match, response.headers["etag"]):
+    if if_none_match is not None and etag_matches(if_none_match, response.headers["etag"]):
+        if handle is not None:
+            handle.close()
         return NotModifiedResponse(response.headers)
     return response
 
@@ -179,6 +259,9 @@ class WebBundle(StaticFiles):
             return "", None
 
     async def get_response(self, path: str, scope: Scope) -> Response:
+        # Only the bundle's own files: never .git, .env, editor or OS droppings (any dot segment).
+        if any(part.startswith(".") and part != "." for part in path.split("/")):
+            raise HTTPException(status_code=404)
         if self.dist is None or not (self.dist / "index.html").is_file():
             if scope["method"] in ("GET", "HEAD") and path in (".", "index.html"):
                 return HTMLResponse(

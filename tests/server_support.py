@@ -17,6 +17,8 @@ from pathlib import Path
 from exporter.artifacts import ArtifactStore
 from harness.live_server import free_port as free_port
 from harness.live_server import live_server as live_server
+from harness.live_server import server_log as server_log
+from harness.live_server import spawn_server as spawn_server
 from server.static import CONTENT_SECURITY_POLICY
 
 REPO = Path(__file__).resolve().parent.parent
@@ -173,3 +175,89 @@ def download_by_ranges(host: str, port: int, path: str, size: int, chunk: int, s
     finally:
         conn.close()
     return bytes(buffer)
+
+
+def _world_readable_copy(folders: dict[str, Path], base: Path, models: list[str] | None) -> dict[str, Path]:
+    """Copies of `folders` (symlinks kept) under a fresh 0755 folder: an unprivileged uid can read
+    them. With `models`, the artifact folder keeps only those models' files (the manifest as is)."""
+    import shutil
+
+    base.mkdir(mode=0o755)
+    copies = {}
+    for name, folder in folders.items():
+        copies[name] = base / name
+        if name == "artifacts" and models is not None:
+            copies[name].mkdir()
+            shutil.copy2(folder / "manifest.json", copies[name] / "manifest.json")
+            for model in models:
+                (copies[name] / model).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(folder / model, copies[name] / model, follow_symlinks=False)
+                shutil.copytree(folder / ".rev" / model, copies[name] / ".rev" / model, symlinks=True)
+        else:
+            shutil.copytree(folder, copies[name], symlinks=True)
+    for path in base.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    return copies
+
+
+@contextmanager
+def live_nginx(
+    artifacts: Path, web: Path, timeout: float = 20, models: list[str] | None = None, outside: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """Debian's nginx on a free loopback port with `python -m server --print-nginx-config`,
+    as an unprivileged process (as root: uid/gid 65534 through setpriv, on world-readable copies,
+    of only `models` when given; `outside` is copied as a sibling "outside" of the copies, so
+    relative symlinks out of the roots still point at readable files there)."""
+    import shutil
+    import tempfile
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        raise AssertionError("nginx is not installed: apt-get install -y nginx-light (scripts/install.sh does)")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="lumen-nginx-") as tmp:
+        base = Path(tmp)
+        base.chmod(0o755)
+        prefix: list[str] = []
+        if os.geteuid() == 0:
+            folders = {"artifacts": artifacts, "web": web, **({"outside": outside} if outside else {})}
+            copies = _world_readable_copy(folders, base / "site", models)
+            artifacts, web = copies["artifacts"], copies["web"]
+            prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        runtime = base / "run"
+        runtime.mkdir(mode=0o777)
+        runtime.chmod(0o777)
+        config = subprocess.run(
+            [sys.executable, "-m", "server", "--print-nginx-config", "--artifacts", str(artifacts), "--web", str(web)]
+            + ["--host", "127.0.0.1", "--port", str(port), "--nginx-runtime-dir", str(runtime)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        (runtime / "nginx.conf").write_text(config)
+        (runtime / "nginx.conf").chmod(0o644)
+        args = [*prefix, nginx, "-p", str(runtime), "-c", str(runtime / "nginx.conf"), "-g", "daemon off;"]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    log = (runtime / "error.log").read_text() if (runtime / "error.log").exists() else ""
+                    raise AssertionError(f"nginx exited ({proc.returncode}): {proc.stdout.read().decode()}\n{log}")
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            yield "127.0.0.1", port
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -135,7 +135,7 @@ def test_named_errors(lumen_url, page_and_log):
             notFound: await name(e.load({clip: "no-such-model"})),
             tooLarge: await name(e.load({clip: "tiny-random-clip"}, {maxBytes: 1000})),
             download: await name(e.load({clip: "tiny-random-siglip"}, {runtime: "wasm"})),
-            notLoaded: await name(e.classify({images: [], labels: ["x"]})),
+            notLoaded: await name(e.classify({images: [document.createElement("canvas").toDataURL()], labels: ["x"]})),
             badImage: await (async () => {
               await e.load({clip: "tiny-random-clip"}, {runtime: "wasm"});
               return name(e.embedImages(["data:image/png;base64," + btoa("this is not a png")]));

@@ -25,6 +25,7 @@ import type { LabelScore } from "./vision/scoring";
 import { cacheUsage, clearCache, deleteModel, type CacheUsage } from "./storage/cache";
 import { fetchManifest, type DownloadProgress, type ProgressCallback } from "./storage/store";
 import type { VisionModelInfo } from "./vision/vision_model";
+import { checkClassifyRequest, checkImages, checkStrings } from "./validate";
 
 export * from "./errors";
 export type * from "./llm/chat";
@@ -222,15 +223,18 @@ export class Engine {
   }
 
   async embedImages(images: ImageInput[]): Promise<Float32Array[]> {
+    checkImages(images);
     return this.call("embedImages", { images: await Promise.all(images.map(toPayload)) });
   }
 
   /** pixel_values [3, H, W] per image, exactly as the model's image processor makes them (for checks). */
   async pixelValues(images: ImageInput[]): Promise<PixelValues[]> {
+    checkImages(images);
     return this.call("pixelValues", { images: await Promise.all(images.map(toPayload)) });
   }
 
   async embedTexts(texts: string[]): Promise<Float32Array[]> {
+    checkStrings(texts, "texts");
     return this.call("embedTexts", { texts });
   }
 
@@ -243,6 +247,7 @@ export class Engine {
   classify(request: ClassifyRequest & { fudd?: undefined }): Promise<LabelScore[][]>;
   classify(request: ClassifyRequest): Promise<LabelScore[][] | FuddClassification>;
   async classify(request: ClassifyRequest): Promise<LabelScore[][] | FuddClassification> {
+    checkClassifyRequest(request);
     const images = await Promise.all(request.images.map(toPayload));
     const { onProgress, ...fudd } = request.fudd ?? {};
     return this.call("classify", { images, labels: request.labels, template: request.template, topK: request.topK,
@@ -252,6 +257,7 @@ export class Engine {
   /** A class's descriptions (given, or written by the chat model against `against`) ranked by similarity to the images. */
   async explainClass(request: ExplainRequest): Promise<ClassExplanation> {
     const { images, onProgress, ...rest } = request;
+    checkImages(images);
     return this.call("explainClass", { ...rest, images: await Promise.all(images.map(toPayload)) },
       { onFuddProgress: onProgress });
   }

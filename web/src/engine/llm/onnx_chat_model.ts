@@ -152,8 +152,9 @@ export class OnnxLlmModel implements LlmModel {
     const room = this.info.contextLength - promptIds.length;
     if (room < 1) {
       throw new InvalidRequestError(
-        `the prompt has ${promptIds.length} tokens; ${this.info.id} reads at most ${this.info.contextLength}`,
-        "shorten the conversation (drop older messages)");
+        `the prompt has ${promptIds.length} tokens; ${this.info.id} reads at most ${this.info.contextLength} in all, ` +
+        `so a prompt may hold at most ${this.info.contextLength - 1} (one position is needed for the answer)`,
+        `shorten the conversation by at least ${promptIds.length - this.info.contextLength + 1} tokens (drop older messages)`);
     }
     const maxNew = Math.min(params.max_tokens, room);
     const rng = new SeededRandom(params.seed);

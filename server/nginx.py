@@ -1,0 +1,131 @@
+"""`python -m server --print-nginx-config`: the same site as the Python server, for nginx.
+
+Generated from the tables the server itself uses (SECURITY_HEADERS, MIME_TYPES, IMMUTABLE,
+NO_CACHE, HEADER_BYTES, the request deadline), so the two cannot drift apart. What nginx does
+differently, by design of a static server:
+- /models/<id>/<rest> is read through the artifacts/<id> symlink the exporter points at the
+  current revision (the Python server reads the manifest instead), one location per model id in
+  the manifest when the config is generated; dot paths (.rev, .staging) are 404, so only the
+  published revision is reachable, and no other symlink is followed.
+- ETag is nginx's own strong mtime-size tag, not the sha256 (the browser verifies sha256 anyway).
+- /healthz is not there (no process to ask); /api/models is artifacts/manifest.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from contract.manifest import load_manifest
+from server.http_rules import KNOWN_METHODS
+from server.limits import HEADER_BYTES, Limits
+from server.static import IMMUTABLE, MIME_TYPES, NO_CACHE, SECURITY_HEADERS
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _headers(cache_control: str, indent: str) -> str:
+    """add_header lines; `always` puts them on errors too. nginx drops inherited add_header
+    directives in any block that has its own, so every location repeats the whole set."""
+    lines = [f"add_header {name} {_quoted(value)} always;" for name, value in SECURITY_HEADERS.items()]
+    lines.append(f"add_header Cache-Control {_quoted(cache_control)} always;")
+    return "\n".join(indent + line for line in lines)
+
+
+def _types(indent: str) -> str:
+    by_type: dict[str, list[str]] = {}
+    for extension, mime in MIME_TYPES.items():
+        by_type.setdefault(mime, []).append(extension.lstrip("."))
+    return "\n".join(f"{indent}{mime} {' '.join(exts)};" for mime, exts in by_type.items())
+
+
+def _model_locations(artifacts: Path) -> str:
+    """One location per model id: artifacts/<id> is the exporter's symlink to the published revision
+    (followed: it is the `from=` part); no link below it is followed, so nothing out of the folder
+    is reachable. A new model id needs the config regenerated; a re-export of one does not."""
+    blocks = []
+    for model in load_manifest(artifacts).models:
+        blocks.append(f"""    location /models/{model.id}/ {{
+        alias {artifacts}/{model.id}/;
+        disable_symlinks on from={artifacts}/{model.id};
+{_headers(IMMUTABLE, "        ")}
+    }}""")
+    return "\n".join(blocks)
+
+
+def server_block(artifacts: Path, web: Path, listen: str, limits: Limits) -> str:
+    artifacts, web = artifacts.resolve(), web.resolve()
+    head_kb = HEADER_BYTES // 1024
+    return f"""server {{
+    listen {listen};
+    server_tokens off;
+    charset off;
+    # Limits as in server/limits.py: a request head of at most {head_kb} KB, delivered in time.
+    client_header_buffer_size 4k;
+    large_client_header_buffers 4 {head_kb // 4}k;
+    client_header_timeout {limits.request_timeout:.0f}s;
+    client_body_timeout {limits.request_timeout:.0f}s;
+    keepalive_timeout 5s;
+    send_timeout 60s;
+    client_max_body_size 1k;
+    max_ranges 100;
+    autoindex off;
+    absolute_redirect off;  # Location: /guide/, never built from the client's Host
+    types {{
+{_types("        ")}
+    }}
+    default_type application/octet-stream;
+{_headers(NO_CACHE, "    ")}
+
+    # Unknown methods 501, other known ones 405 (static files: GET and HEAD); dot segments
+    # (.rev, .staging, .git, .env) are never served.
+    if ($request_method !~ ^({"|".join(sorted(KNOWN_METHODS))})$) {{ return 501; }}
+    if ($request_method !~ ^(GET|HEAD)$) {{ return 405; }}
+    location ~ /\\. {{ return 404; }}
+
+    location = /api/models {{
+        alias {artifacts}/manifest.json;
+        default_type application/json;
+        types {{ }}
+{_headers(NO_CACHE, "        ")}
+    }}
+    location /models/ {{ return 404; }}
+{_model_locations(artifacts)}
+    location /assets/ {{
+        root {web};
+        disable_symlinks on;
+{_headers(IMMUTABLE, "        ")}
+    }}
+    location / {{
+        root {web};
+        disable_symlinks on;
+        index index.html;
+{_headers(NO_CACHE, "        ")}
+    }}
+}}
+"""
+
+
+def standalone_config(artifacts: Path, web: Path, listen: str, limits: Limits, runtime_dir: Path) -> str:
+    """A whole nginx.conf that runs as any user: pid, logs and temp files under `runtime_dir`."""
+    run = runtime_dir.resolve()
+    temp = "\n".join(
+        f"    {kind}_temp_path {run}/{kind.split('_')[0]};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    block = "\n".join(
+        "    " + line if line else line for line in server_block(artifacts, web, listen, limits).splitlines()
+    )
+    return f"""# Generated by `python -m server --print-nginx-config`; run: nginx -p {run} -c <this file>
+worker_processes 1;
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    sendfile on;
+{temp}
+{block}
+}}
+"""
