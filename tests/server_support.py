@@ -11,6 +11,11 @@ import http.client
 import os
 import random
 import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
