@@ -28,13 +28,18 @@ class CombinedModel(nn.Module):
     """(input_ids [T, L], pixel_values [I, 3, S, S] (, attention_mask [T, L])) ->
     logits_per_image [I, T], logits_per_text [T, I], text_embeds [T, D], image_embeds [I, D] (unit length)."""
 
-    def __init__(self, model: PreTrainedModel) -> None:
+    def __init__(self, model: PreTrainedModel, pad_to: int | None = None) -> None:
         super().__init__()
         self.model = model
+        self.pad_to = pad_to
+        self.pad_id = model.config.text_config.pad_token_id
 
     def forward(
         self, input_ids: torch.Tensor, pixel_values: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, ...]:
+        if self.pad_to:  # SigLIP: [T, L] -> [T, pad_to], so `padding: true` callers get what max_length gives
+            block = torch.zeros_like(input_ids[:, :1]).repeat(1, self.pad_to) + self.pad_id  # [T, pad_to]
+            input_ids = torch.cat([input_ids, block], dim=1)[:, : self.pad_to]
         out = self.model(input_ids=input_ids, pixel_values=pixel_values, attention_mask=attention_mask)
         return tuple(getattr(out, name) for name in OUTPUTS)
 
@@ -44,12 +49,14 @@ def input_names(family: str) -> list[str]:
 
 
 def export_combined(model: PreTrainedModel, family: str, sample_ids: np.ndarray, image_size: int, dst: Path) -> None:
-    """Text and image batches are independent dynamic axes; SigLIP's text length stays fixed, as in its tower."""
+    """Text and image batches are independent dynamic axes, as is the text length (SigLIP pads inside)."""
     ids = torch.from_numpy(sample_ids)
+    if family == "siglip":
+        ids = ids[:, :8]  # shorter than pad_to, so the trace records the padding path
     pixels = torch.randn(3, 3, image_size, image_size)  # 3 images vs 2 texts: distinct batch sizes in the trace
     names = input_names(family)
     args = (ids, pixels) if len(names) == 2 else (ids, pixels, torch.ones_like(ids))
-    text_axes = {0: "text_batch"} if family == "siglip" else {0: "text_batch", 1: "sequence"}
+    text_axes = {0: "text_batch", 1: "sequence"}
     axes = {
         "input_ids": text_axes,
         "attention_mask": text_axes,
@@ -60,7 +67,12 @@ def export_combined(model: PreTrainedModel, family: str, sample_ids: np.ndarray,
         "image_embeds": {0: "image_batch"},
     }
     axes = {k: v for k, v in axes.items() if k in names or k in OUTPUTS}
-    export_onnx(CombinedModel(model), args, dst, names, list(OUTPUTS), axes)
+    export_onnx(CombinedModel(model, _pad_to(model, family)), args, dst, names, list(OUTPUTS), axes)
+
+
+def _pad_to(model: PreTrainedModel, family: str) -> int | None:
+    """SigLIP was trained on text padded to the full length, without a mask: the graph pads any shorter input."""
+    return model.config.text_config.max_position_embeddings if family == "siglip" else None
 
 
 def torch_reference(
@@ -68,7 +80,7 @@ def torch_reference(
 ) -> dict[str, np.ndarray]:
     """The PyTorch fp32 forward on the probes: {output name: array}."""
     with torch.no_grad():
-        out = CombinedModel(model).eval()(
+        out = CombinedModel(model).eval()(  # no padding needed: the probes come padded by tokenizer.json
             torch.from_numpy(text_feeds["input_ids"]),
             torch.from_numpy(pixel_values),
             torch.from_numpy(text_feeds["attention_mask"]) if "attention_mask" in text_feeds else None,
