@@ -261,7 +261,13 @@ def _quantize(variant: str, fp32_file: Path, dst: Path) -> None:
 
 
 def _gate(fp32: dict, model_id: str) -> None:
-    worst = min(fp32["vision_model"]["cosine_min"], fp32["text_model"]["cosine_min"])
+    combined = fp32[COMBINED]
+    worst = min(
+        fp32["vision_model"]["cosine_min"],
+        fp32["text_model"]["cosine_min"],
+        combined["image_embeds"]["cosine_min"],
+        combined["text_embeds"]["cosine_min"],
+    )
     if worst < FP32_MIN_COSINE:
         raise ParityError(
             f"{model_id}: fp32 ONNX disagrees with PyTorch (min cosine {worst:.6f} < {FP32_MIN_COSINE}); "
