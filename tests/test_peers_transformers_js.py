@@ -125,7 +125,9 @@ def _check_text_generation(root: Path, model_id: str, prompts: int) -> None:
         }
     )
     tokenizer = AutoTokenizer.from_pretrained(root / model_id)
+    plain = tokenizer("Hello world").input_ids  # checked against the GGUF's own vocabulary in test_peers_optimum
     for (dtype, variant), result in zip(dtypes.items(), results):
+        assert result["plain_ids"] == plain, dtype  # no <|im_start|> prepended (GGUF add_bos_token = false)
         assert result["sessions"] == {"model": {"dtype": LLM_DTYPE[variant], "device": "cpu"}}, dtype
         decoder = OnnxDecoder(root / entry.variants[variant].files["model"])
         for i, ids in enumerate(prompt_ids):
