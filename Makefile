@@ -6,7 +6,7 @@ ARTIFACTS ?= artifacts
 
 .PHONY: install demo test bench
 
-.install.stamp: pyproject.toml requirements-data.txt web/package-lock.json scripts/install.sh
+.install.stamp: pyproject.toml requirements-data.txt web/package-lock.json bench/peer/package-lock.json scripts/install.sh
 	bash scripts/install.sh
 	touch $@
 

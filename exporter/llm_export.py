@@ -28,7 +28,7 @@ from gguf import GGMLQuantizationType
 from gguf import quants as ggml_quants
 
 from contract.manifest import MODEL_ID_PATTERN, LlmInfo, ModelEntry
-from exporter import llm_fidelity
+from exporter import llm_fidelity, peer_config
 from exporter.artifacts import ArtifactStore, Staging
 from exporter.errors import ArtifactStoreError, FidelityTargetsError, ParityError
 from exporter.gguf_blocks import BlockWeight, carried_weights, unpack_blocks
@@ -38,13 +38,11 @@ from exporter.quantize import quantize_4bit, quantize_int8_dynamic
 from runtime import onnx_decoder
 from runtime.progress import Timer, step
 
-# Transformers.js file names (fp32 "", int8 dynamic "_quantized", 4-bit "_q4"); q8 has no convention there.
-FILES = {
-    "fp32": "onnx/model.onnx",
-    "int8": "onnx/model_quantized.onnx",
-    "q4": "onnx/model_q4.onnx",
-    "q8": "onnx/model_q8.onnx",
-}
+# Our variant -> the Transformers.js dtype that loads it. Its `q8` (model_quantized.onnx) is what
+# peers load by default on wasm, so it names our exact 8-bit file; dynamic int8 (which misses the
+# fidelity targets) sits under `int8` (model_int8.onnx), loaded only when asked for by name.
+PEER_DTYPE = {"fp32": "fp32", "q4": "q4", "q8": "q8", "int8": "int8"}
+FILES = {variant: f"onnx/model{peer_config.SUFFIX[dtype]}.onnx" for variant, dtype in PEER_DTYPE.items()}
 MLC_CONTEXT_WINDOW = 2048  # bounds the browser KV cache; the models themselves allow more
 REPORT = "export-report.json"
 CARRIED = "GGUF blocks carried over exactly"
@@ -112,6 +110,7 @@ def _export_into(staging: Staging, work: Path, loaded: LoadedLlm, variants: list
                 fix="report this export as a bug, with export-report numbers",
             )
     defaults, why = _choose_defaults(built, trained=loaded.trained)
+    _write_config(staging, loaded, defaults)
 
     mlc_results, mlc_builds = [], []
     if mlc:
@@ -185,8 +184,8 @@ def _export_into(staging: Staging, work: Path, loaded: LoadedLlm, variants: list
 
 
 def _write_model_files(staging: Staging, loaded: LoadedLlm, generation: dict[str, Any]) -> None:
-    """config.json, generation_config.json, tokenizer.json and tokenizer_config.json (with the chat
-    template: Transformers.js reads it there, not from chat_template.jinja)."""
+    """generation_config.json, tokenizer.json and tokenizer_config.json (with the chat template:
+    Transformers.js reads it there, not from chat_template.jinja)."""
     tokenizer = loaded.tokenizer
     tokenizer.save_pretrained(staging.dir)
     config_path = staging.path("tokenizer_config.json")
@@ -194,12 +193,19 @@ def _write_model_files(staging: Staging, loaded: LoadedLlm, generation: dict[str
     tokenizer_config["chat_template"] = tokenizer.chat_template
     config_path.write_text(json.dumps(tokenizer_config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (staging.dir / "chat_template.jinja").unlink(missing_ok=True)
-    config = loaded.model.config.to_dict()
+    staging.path("generation_config.json").write_text(json.dumps(generation, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_config(staging: Staging, loaded: LoadedLlm, defaults: dict[str, str]) -> None:
+    """config.json once the defaults are known: Transformers.js's default dtype loads our default file."""
+    config = peer_config.clean_config(
+        loaded.model.config.to_dict(), type(loaded.model).__name__, staging.model_id
+    )  # a GGUF source leaves architectures null and a site-packages path in _name_or_path
     config.update(
         eos_token_id=loaded.eos_token_ids, bos_token_id=loaded.bos_token_id, tie_word_embeddings=False
     )  # the ONNX graph holds lm_head as its own weight
+    config["transformers.js_config"] = peer_config.transformers_js_config(defaults, PEER_DTYPE)
     staging.path("config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    staging.path("generation_config.json").write_text(json.dumps(generation, indent=2) + "\n", encoding="utf-8")
 
 
 def _onnx_bytes(path: Path) -> int:

