@@ -1,7 +1,7 @@
 """`python -m exporter llm`: a Llama-family chat model -> ONNX decoder variants (KV cache) + MLC/WebLLM.
 
 One load, one fp32 ONNX export, then per variant:
-  q4    GGUF sources: the file's own blocks carried over exactly (gguf_blocks + llm_onnx.carry_blocks);
+  q4    GGUF sources: the file's own blocks carried over exactly (exporter/gguf + llm_onnx.carry_blocks);
         fp32 sources: onnxruntime's 4-bit MatMulNBits quantizer (asymmetric, block 32)
   q8    every linear and the embedding re-quantized to ggml's Q8_0 (gguf-py), carried the same way
   int8  onnxruntime's dynamic int8 quantization
@@ -31,7 +31,9 @@ from contract.manifest import MODEL_ID_PATTERN, LlmInfo, ModelEntry
 from exporter import llm_fidelity, onnx_decoder
 from exporter.artifacts import ArtifactStore, Staging
 from exporter.errors import ArtifactStoreError, ParityError
-from exporter.gguf_blocks import BlockWeight, carried_weights, unpack_blocks
+from exporter.gguf.blocks import BlockWeight
+from exporter.gguf.carry import carried_weights
+from exporter.gguf.quants import unpack_blocks
 from exporter.llm_onnx import ACCURACY_LEVEL, carry_blocks, export_decoder
 from exporter.llm_sources import LoadedLlm, load_llm
 from exporter.progress import Timer, step
@@ -222,15 +224,9 @@ def _build_variant(variant: str, loaded: LoadedLlm, fp32: Path, dst: Path, work:
         carried = carried_weights(
             loaded.gguf, config.num_hidden_layers, config.num_attention_heads, config.num_key_value_heads
         )
-        if not carried.skipped:
-            onnx.save(carry_blocks(onnx.load(fp32), carried.linears, carried.embedding), dst)
-            types = sorted({w.ggml_type for w in carried.linears.values()})
-            return f"{CARRIED} ({', '.join(types)}; embedding {carried.embedding.ggml_type})"
-        print(
-            f"warning: GGUF tensors of types {sorted(set(carried.skipped.values()))} cannot be carried over "
-            f"(carried: Q4_0, Q4_1, Q8_0); q4 re-quantizes the dequantized weights instead",
-            file=sys.stderr,
-        )
+        onnx.save(carry_blocks(onnx.load(fp32), carried.linears, carried.embedding), dst)
+        embedding = carried.embedding.ggml_type if carried.embedding is not None else "fp32"
+        return f"{CARRIED} ({', '.join(carried.types())}; embedding {embedding})"
     quantize_4bit(fp32, dst, block_size=32, symmetric=False, accuracy_level=ACCURACY_LEVEL)
     return "onnxruntime MatMulNBits 4-bit re-quantization (asymmetric, block 32; embedding fp32)"
 

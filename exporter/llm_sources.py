@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from exporter.errors import CorruptCheckpointError, UnsupportedArchitectureError
-from exporter.gguf_blocks import GgufFile
+from exporter.gguf.reader import GgufFile
 from exporter.progress import step
 from exporter.sources import Source, packaged_smollm2_gguf, resolve
 

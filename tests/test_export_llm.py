@@ -15,14 +15,16 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import run_cli
 from gguf import GGMLQuantizationType, quants
 from onnx import TensorProto, helper, numpy_helper
 
 from contract.manifest import load_manifest
 from exporter.artifacts import sha256_file
-from exporter.gguf_blocks import nibble_parts, pack_nibbles, rope_unpermute_order, unpack_blocks
+from exporter.gguf.blocks import nibble_parts, pack_nibbles
+from exporter.gguf.carry import rope_unpermute_order
+from exporter.gguf.quants import unpack_blocks
 from exporter.llm_onnx import carry_blocks
-from conftest import run_cli
 
 TINY = "tiny-random-llama"
 SMOLLM2 = "smollm2"
@@ -211,7 +213,7 @@ def test_tiny_onnx_follows_pytorch(tiny):
 
 def test_corrupt_gguf_is_a_named_error(tmp_path):
     from exporter.errors import CorruptCheckpointError
-    from exporter.gguf_blocks import GgufFile
+    from exporter.gguf.reader import GgufFile
     from exporter.sources import packaged_smollm2_gguf
 
     truncated = tmp_path / "truncated.gguf"
