@@ -24,12 +24,15 @@ from transformers import (
 )
 
 from exporter.errors import CorruptCheckpointError, UnsupportedArchitectureError
+from exporter.gguf.carry import ARCHITECTURES as GGUF_ARCHITECTURES
 from exporter.gguf.reader import GgufFile
+from exporter.gguf.tokenizer import spm_tokenizer
 from exporter.progress import step
 from exporter.sources import Source, packaged_smollm2_gguf, resolve
 
 TINY_NAMES = ("tiny-random", "tiny-random-llama")
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2")
+# transformers model_type of HF folders; GGUF files name theirs in general.architecture (exporter.gguf.carry)
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3_text")
 END_OF_TURN = "<|im_end|>"  # ChatML: the chat templates this app targets end each turn with it
 SEED = 0
 
@@ -56,24 +59,28 @@ def load_llm(spec: str) -> LoadedLlm:
     return _from_folder(source)
 
 
-def _check_architecture(arch: str, where: str) -> None:
-    if arch not in SUPPORTED_ARCHITECTURES:
+def _check_architecture(arch: str, where: str, supported: tuple[str, ...] = SUPPORTED_ARCHITECTURES) -> None:
+    if arch not in supported:
         raise UnsupportedArchitectureError(
-            f"{where} is a {arch!r} model; the LLM exporter supports {', '.join(SUPPORTED_ARCHITECTURES)}",
-            fix="pass a Llama-family checkpoint (e.g. SmolLM2, Llama, Qwen2) or `smollm2`",
+            f"{where} is a {arch!r} model; the LLM exporter supports {', '.join(supported)}",
+            fix="pass a Llama, Qwen2, Qwen3 or Gemma 3 checkpoint or GGUF (e.g. SmolLM2), or `smollm2`",
         )
 
 
 def _from_gguf(source: Source) -> LoadedLlm:
     assert source.path is not None
     gguf = GgufFile(source.path)
-    _check_architecture(gguf.architecture, str(source.path))
+    _check_architecture(gguf.architecture, str(source.path), GGUF_ARCHITECTURES)
+    gguf.check_types()  # before the minute-long load: a named error listing the supported types
     with step(f"[llm] load {source.path.name} (GGUF -> fp32 torch)"):
         try:
             model = AutoModelForCausalLM.from_pretrained(
                 source.path.parent, gguf_file=source.path.name, dtype=torch.float32
             )
-            tokenizer = AutoTokenizer.from_pretrained(source.path.parent, gguf_file=source.path.name)
+            if gguf.field("tokenizer.ggml.model") == "llama":  # SentencePiece: transformers' Unigram is wrong
+                tokenizer = spm_tokenizer(gguf)
+            else:
+                tokenizer = AutoTokenizer.from_pretrained(source.path.parent, gguf_file=source.path.name)
         except (ValueError, KeyError, OSError) as err:
             raise CorruptCheckpointError(
                 f"transformers cannot load {source.path}: {err}",
