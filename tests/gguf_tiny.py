@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFWriter, quants
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter, quants
 
 from exporter.gguf.quants import BLOCK_TYPES
 
@@ -23,7 +23,34 @@ HIDDEN, FFN, HEADS, KV_HEADS, LAYERS = 256, 512, 4, 2, 2
 HEAD_DIMS = {"llama": 64, "qwen2": 64, "qwen3": 128, "gemma3": 64}
 SLIDING_WINDOW = 8  # Gemma 3: shorter than the test prompts, so the local layers really slide
 _K_SCALE_FIELDS = {"Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}
-_PIECES = ["▁the", "▁a", "▁of", "▁and", "▁to", "▁in", "▁is", "▁it", "th", "he", "in", "er", "an", "re", "on", "at", "en", "nd", "ti", "es", "or", "te", "▁w", "▁s", "▁c", "▁p"]
+_PIECES = [
+    "▁the",
+    "▁a",
+    "▁of",
+    "▁and",
+    "▁to",
+    "▁in",
+    "▁is",
+    "▁it",
+    "th",
+    "he",
+    "in",
+    "er",
+    "an",
+    "re",
+    "on",
+    "at",
+    "en",
+    "nd",
+    "ti",
+    "es",
+    "or",
+    "te",
+    "▁w",
+    "▁s",
+    "▁c",
+    "▁p",
+]
 
 
 def tiny_vocabulary() -> tuple[list[str], list[float], list[int]]:
@@ -49,6 +76,9 @@ def _block_bytes(kind: str, n: int, k: int, rng: np.random.Generator) -> np.ndar
         if kind == "BF16":
             return quants.quantize(w, GGMLQuantizationType.BF16)
         return w
+    if kind not in BLOCK_TYPES:  # a type the exporter refuses: any bytes of the right size
+        elements, size = GGML_QUANT_SIZES[GGMLQuantizationType[kind]]
+        return rng.integers(0, 256, size=(n, k // elements * size), dtype=np.uint8)
     t = BLOCK_TYPES[kind]
     if kind not in _K_SCALE_FIELDS:
         return quants.quantize(rng.normal(scale=0.05, size=(n, k)).astype(np.float32), GGMLQuantizationType[kind])
@@ -60,10 +90,12 @@ def _block_bytes(kind: str, n: int, k: int, rng: np.random.Generator) -> np.ndar
     return raw.reshape(n, -1)
 
 
-def write_tiny_gguf(path: Path, arch: str, seed: int = 0, tied: bool | None = None) -> Path:
-    """A seeded tiny-random `arch` GGUF at path; types cycle through TYPES over the 2-D tensors."""
+def write_tiny_gguf(
+    path: Path, arch: str, seed: int = 0, tied: bool | None = None, types_cycle: tuple[str, ...] = TYPES
+) -> Path:
+    """A seeded tiny-random `arch` GGUF at path; tensor types cycle through types_cycle over the 2-D tensors."""
     rng = np.random.default_rng(seed)
-    head_dim = HEAD_DIMS[arch]
+    head_dim = HEAD_DIMS.get(arch, 64)
     tokens, scores, types = tiny_vocabulary()
     tied = arch in ("gemma3", "qwen2") if tied is None else tied
     writer = GGUFWriter(str(path), arch)
@@ -113,7 +145,7 @@ def write_tiny_gguf(path: Path, arch: str, seed: int = 0, tied: bool | None = No
         if arch == "gemma3":
             vectors += [(f"{b}.post_attention_norm.weight", HIDDEN), (f"{b}.post_ffw_norm.weight", HIDDEN)]
     for j, (name, n, k) in enumerate(matrices):
-        kind = TYPES[(j + seed) % len(TYPES)]
+        kind = types_cycle[(j + seed) % len(types_cycle)]
         writer.add_tensor(name, _block_bytes(kind, n, k, rng), raw_dtype=GGMLQuantizationType[kind])
     for name, n in vectors:
         base = 0.0 if arch == "gemma3" else 1.0  # Gemma's norms scale by (1 + w); llama.cpp stores w + 1

@@ -65,3 +65,17 @@ def test_onnx_logits_follow_transformers_gguf_loader(exported, arch):
     logits = session.run(["logits"], feed)[0][0]
     assert np.abs(logits - expected).max() <= 1e-4 * max(1.0, np.abs(expected).max())
     assert (logits.argmax(-1) == expected.argmax(-1)).all()
+
+
+def test_unsupported_architecture_is_a_named_error_listing_the_supported(tmp_path):
+    path = write_tiny_gguf(tmp_path / "tiny-falcon.gguf", "falcon")
+    proc = run_cli("llm", "--model", str(path), "--no-mlc", "--out", str(tmp_path / "out"), check=False)
+    assert proc.returncode == 2 and "'falcon'" in proc.stderr and "llama, qwen2, qwen3, gemma3" in proc.stderr
+    assert "fix:" in proc.stderr and not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_unsupported_tensor_type_is_a_named_error_listing_the_supported(tmp_path):
+    path = write_tiny_gguf(tmp_path / "tiny-q2k.gguf", "llama", types_cycle=("Q4_K", "Q2_K"))
+    proc = run_cli("llm", "--model", str(path), "--no-mlc", "--out", str(tmp_path / "out"), check=False)
+    assert proc.returncode == 2 and "has type Q2_K" in proc.stderr
+    assert "supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F32, F16, BF16" in proc.stderr
