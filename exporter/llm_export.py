@@ -188,10 +188,19 @@ def _export_into(staging: Staging, work: Path, loaded: LoadedLlm, variants: list
             family="llama",
             source=loaded.source.spec,
             trained=loaded.trained,
-            note=None if loaded.trained else "random weights for tests: the output is gibberish",
+            note=_note(loaded),
             defaults=defaults,
             llm=info,
         )
+
+
+COMPLETION_NOTE = "base model without a chat template: plain completion (your message is continued as text)"
+
+
+def _note(loaded: LoadedLlm) -> str | None:
+    if not loaded.trained:
+        return "random weights for tests: the output is gibberish"
+    return None if loaded.tokenizer.chat_template else COMPLETION_NOTE
 
 
 def _write_model_files(staging: Staging, loaded: LoadedLlm, generation: dict[str, Any]) -> None:
