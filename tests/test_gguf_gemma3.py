@@ -109,3 +109,48 @@ def test_onnxruntime_greedy_equals_the_pytorch_reference(gemma):
         ids = [int(out["logits"][0, -1].argmax())]
         tokens += ids
     assert tokens == expected
+
+
+@pytest.mark.browser
+def test_browser_wasm_completes_like_python_onnxruntime(gemma, shared_artifacts, web_dist, browser, tmp_path):
+    """Plain completion (no chat template) in Chromium on WASM: the prompt is the tokenizer's encoding
+    of the text with <bos>, and the first 32 greedy tokens are Python onnxruntime's on the same file."""
+    from browser_support import ConsoleLog, fp32_compute_copy, screenshot
+    from server_support import live_server
+
+    from exporter.onnx_decoder import OnnxDecoder
+
+    _, folder = gemma
+    text = "The capital of France is"
+    with live_server(shared_artifacts.root, web_dist) as (host, port):
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(600_000)
+        log = ConsoleLog()
+        log.attach(page)
+        try:
+            page.goto(f"http://{host}:{port}/?autoload=0")
+            page.wait_for_function("window.lumenReady !== undefined")
+            page.evaluate("window.lumenReady")
+            load = page.evaluate("(id) => window.engine.loadChat(id, { runtime: 'wasm' })", MODEL_ID)
+            got = page.evaluate(
+                """(text) => window.engine.chat.completions.create(
+                { messages: [{ role: 'user', content: text }], max_tokens: 32, temperature: 0 })""",
+                text,
+            )
+        finally:
+            screenshot(page, "chat_api_gemma3")
+            context.close()
+    assert load["llm"]["note"] and "plain completion" in load["llm"]["note"]
+    prompt = Tokenizer.from_file(str(folder / "tokenizer.json")).encode(text).ids
+    assert got["prompt_token_ids"] == prompt and prompt[0] == 2
+    decoder = OnnxDecoder(fp32_compute_copy(folder / "onnx/model_q4.onnx", tmp_path))
+    logits, past = decoder.forward(prompt, decoder.empty_past())
+    native = []
+    for _ in range(32):
+        native.append(int(logits[-1].argmax()))
+        logits, past = decoder.forward(native[-1:], past)
+    browser_ids = got["choices"][0]["token_ids"]
+    assert browser_ids == native[: len(browser_ids)]
+    assert len(browser_ids) == 32 or browser_ids[-1] == 1  # stopped early only on <eos>
+    log.assert_clean()
