@@ -16,7 +16,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from transformers import PreTrainedModel
 
-from exporter.gguf.blocks import BlockWeight, nibble_parts, pack_nibbles, pack_zero_points
+from exporter.gguf.blocks import BlockWeight, matmul_parts, pack_nibbles, pack_zero_points
 
 MS_DOMAIN = "com.microsoft"
 # fp32 activations: with uint8 zero points, level 4 would quantize activations to int8 natively (not in WASM).
@@ -74,7 +74,7 @@ class _Rewriter:
                     self.const(f"{module}.part{i}.scales", part.scales),
                     part,
                 )
-                for i, part in enumerate(nibble_parts(weight))
+                for i, part in enumerate(matmul_parts(weight))
             ]
         return self.parts[module]
 
@@ -117,7 +117,7 @@ class _Rewriter:
                     K=k,
                     N=n,
                     bits=4,
-                    block_size=weight.block_size,
+                    block_size=part.block_size,
                     accuracy_level=ACCURACY_LEVEL,
                 )
             )
@@ -147,7 +147,9 @@ class _Rewriter:
         """
         self.check(node, 0, weight.dequantize() if self.verify else None)
         p, ids, out = node.name, node.input[1], node.output[0]
-        k, block = weight.shape[1], weight.block_size
+        parts = self.store_parts(shared or "model.embed_tokens", weight)
+        k, block = weight.shape[1], parts[0][2].block_size  # parts may be wider than the weight's blocks
+        assert weight.mins is None or block == weight.block_size, "minimums come per weight block"
         kb = k // block
         c = {
             name: self.const(f"{p}/{name}", value)
@@ -160,7 +162,7 @@ class _Rewriter:
         }
         nodes: list[onnx.NodeProto] = []
         terms: list[str] = []
-        for i, (b, scales, part) in enumerate(self.store_parts(shared or "model.embed_tokens", weight)):
+        for i, (b, scales, part) in enumerate(parts):
             t = f"{p}/part{i}"
             zp = self.const(f"{t}/zero_point", np.array(part.zero_point, np.float32))
             nodes += [

@@ -9,7 +9,7 @@ import pytest
 from gguf import GGMLQuantizationType, quants
 
 from exporter.errors import UnsupportedQuantizationError
-from exporter.gguf.blocks import nibble_parts, pack_nibbles
+from exporter.gguf.blocks import matmul_parts, nibble_parts, pack_nibbles
 from exporter.gguf.quants import BLOCK_TYPES, unpack_blocks
 
 # byte offsets of each type's f16 scale fields inside a block (random bytes there could be NaN/inf)
@@ -69,12 +69,17 @@ def test_quantized_real_values_round_trip(kind):
     assert np.array_equal(bits(unpack_blocks(raw, kind, w.shape).dequantize()), bits(expected))
 
 
-def test_q6_k_sub_blocks_are_16_wide_and_pack_for_matmulnbits():
-    raw = random_blocks("Q6_K", 2, 256)
-    weight = unpack_blocks(raw, "Q6_K", (2, 256))
-    assert weight.codes.shape == (2, 16, 16) and weight.zero_point == 32
+def test_q6_k_sub_blocks_are_16_wide_and_widen_exactly_to_32():
+    raw = random_blocks("Q6_K", 2, 512)
+    weight = unpack_blocks(raw, "Q6_K", (2, 512))
+    assert weight.codes.shape == (2, 32, 16) and weight.zero_point == 32
     hi, lo = nibble_parts(weight)
-    assert hi.zero_point == 2 and lo.zero_point == 0 and pack_nibbles(lo).shape == (2, 16, 8)
+    assert hi.zero_point == 2 and lo.zero_point == 0 and pack_nibbles(lo).shape == (2, 32, 8)
+    parts = matmul_parts(weight)  # MatMulNBits is fast only from block 32: 2 nibbles x 2 halves
+    assert len(parts) == 4 and all(p.block_size == 32 and p.codes.shape == (2, 16, 32) for p in parts)
+    total = sum(p.dequantize().astype(np.float64) for p in parts)
+    expected = quants.dequantize(raw, GGMLQuantizationType.Q6_K).reshape(2, 512)
+    assert np.array_equal(total.astype(np.float32), expected)
 
 
 def test_unsupported_type_is_named_with_the_supported_list():
