@@ -37,7 +37,7 @@ def test_export_meets_the_carried_fidelity_targets(gemma):
     report = json.loads((folder / "export-report.json").read_text())
     q4 = report["variants"]["q4"]
     assert report["architecture"] == "gemma3" and report["defaults"] == {"wasm": "q4", "webgpu": "q4"}
-    assert q4["how"].startswith("GGUF blocks carried over exactly (F32, Q4_K, Q5_0, Q6_K, Q8_0; embedding Q8_0)")
+    assert q4["how"].startswith("GGUF blocks carried over exactly (Q4_K, Q5_0, Q6_K, Q8_0; embedding Q8_0)")
     assert q4["forced_agreement"] >= 0.99 and abs(q4["nll_rel_diff"]) <= 0.01 and q4["meets_carried_targets"]
     assert q4["greedy_match"] == [32] * len(report["prompts"])
     config = json.loads((folder / "tokenizer_config.json").read_text())
