@@ -4,9 +4,9 @@ PYTHON ?= .venv/bin/python
 PORT ?= 8000
 ARTIFACTS ?= artifacts
 
-.PHONY: install demo test bench
+.PHONY: install demo test bench constraints
 
-.install.stamp: pyproject.toml requirements-data.txt web/package-lock.json bench/peer/package-lock.json scripts/install.sh
+.install.stamp: pyproject.toml constraints.txt requirements-data.txt web/package-lock.json bench/peer/package-lock.json scripts/install.sh
 	bash scripts/install.sh
 	touch $@
 
@@ -20,3 +20,8 @@ test: .install.stamp
 
 bench: .install.stamp
 	$(PYTHON) -m bench
+
+# After an upgrade that `make test` passed on: record the .venv's versions for scripts/install.sh.
+constraints:
+	{ sed -n '1,3p' constraints.txt; $(PYTHON) -m pip list --format=freeze | grep -v -i -E '^(lumen-local|pip|setuptools|wheel|torch)=='; } > constraints.tmp
+	mv constraints.tmp constraints.txt

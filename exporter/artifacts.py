@@ -111,7 +111,7 @@ def disk_full_cause(err: BaseException, folders: list[Path]) -> DiskFullError | 
             break
         seen = seen.__cause__ or seen.__context__
     else:
-        full = [f for f in folders if _free_bytes(f) is not None and _free_bytes(f) < LOW_SPACE_BYTES]
+        full = [f for f in folders if (free := _free_bytes(f)) is not None and free < LOW_SPACE_BYTES]
         if not full:
             return None
         where = ", ".join(map(str, full))

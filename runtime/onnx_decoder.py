@@ -23,6 +23,7 @@ class OnnxDecoder:
         kv = next(i for i in self.session.get_inputs() if i.name.startswith("past_key_values."))
         self.kv_heads, self.head_dim = int(kv.shape[1]), int(kv.shape[3])
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.input_names = {i.name for i in self.session.get_inputs()}  # Gemma 3 exports have no position_ids
 
     def empty_past(self) -> dict[str, np.ndarray]:
         return {n: np.zeros((1, self.kv_heads, 0, self.head_dim), np.float32) for n in self.past_names}
@@ -36,6 +37,7 @@ class OnnxDecoder:
             "position_ids": np.arange(start, start + len(ids), dtype=np.int64)[None],
             **past,
         }
+        feed = {name: value for name, value in feed.items() if name in self.input_names}
         outputs = dict(zip(self.output_names, self.session.run(None, feed), strict=True))
         present = {n: outputs[n.replace("past_key_values.", "present.")] for n in self.past_names}
         return outputs["logits"][0], present

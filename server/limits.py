@@ -19,6 +19,7 @@ import logging
 import resource
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -110,7 +111,7 @@ def protocol_class(limits: Limits) -> type[H11Protocol]:
             idle = [c for c in self.connections if c is not self and not getattr(c, "busy", True)]
             if not idle:
                 return False
-            oldest = min(idle, key=lambda c: c._opened_at)
+            oldest = min(idle, key=lambda c: getattr(c, "_opened_at", 0.0))  # ours all have it
             _EVICTED.bump()
             oldest.transport.close()
             return True
@@ -134,7 +135,7 @@ def protocol_class(limits: Limits) -> type[H11Protocol]:
             """uvicorn swallows h11's error (and its status hint); keep it for send_400_response."""
             next_event = self.conn.next_event
 
-            def next_event_remembering() -> object:
+            def next_event_remembering() -> Any:
                 try:
                     return next_event()
                 except h11.RemoteProtocolError as err:

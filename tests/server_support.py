@@ -11,6 +11,7 @@ import http.client
 import os
 import random
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -234,8 +235,22 @@ def live_nginx(
         runtime.mkdir(mode=0o777)
         runtime.chmod(0o777)
         config = subprocess.run(
-            [sys.executable, "-m", "server", "--print-nginx-config", "--artifacts", str(artifacts), "--web", str(web)]
-            + ["--host", "127.0.0.1", "--port", str(port), "--nginx-runtime-dir", str(runtime)],
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "--print-nginx-config",
+                "--artifacts",
+                str(artifacts),
+                "--web",
+                str(web),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--nginx-runtime-dir",
+                str(runtime),
+            ],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -22,7 +22,9 @@ from conftest import run_cli
 from contract.manifest import load_manifest
 from exporter.artifacts import sha256_file
 from exporter.errors import CarriedBlocksError
-from exporter.gguf_blocks import nibble_parts, pack_nibbles, rope_unpermute_order, unpack_blocks
+from exporter.gguf.blocks import nibble_parts, pack_nibbles
+from exporter.gguf.carry import rope_unpermute_order
+from exporter.gguf.quants import unpack_blocks
 from exporter.llm_onnx import carry_blocks
 
 TINY = "tiny-random-llama"
@@ -212,7 +214,7 @@ def test_tiny_onnx_follows_pytorch(tiny):
 
 def test_corrupt_gguf_is_a_named_error(tmp_path):
     from exporter.errors import CorruptCheckpointError
-    from exporter.gguf_blocks import GgufFile
+    from exporter.gguf.reader import GgufFile
     from exporter.sources import packaged_smollm2_gguf
 
     truncated = tmp_path / "truncated.gguf"

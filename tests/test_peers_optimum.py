@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from transformers import AutoImageProcessor, AutoTokenizer
 
+from conftest import run_cli
 from contract.manifest import load_manifest
-from exporter.gguf_blocks import GgufFile
-from runtime.onnx_decoder import OnnxDecoder
+from exporter.gguf.reader import GgufFile
 from exporter.sources import packaged_smollm2_gguf
 from exporter.vision_probe import LABELS, probe_images
 from reference.vision import VisionModel, apply_template
+from runtime.onnx_decoder import OnnxDecoder
 
 FAMILIES = ("tiny-random-clip", "tiny-random-siglip", "tiny-random-align")
 SCORE_TOLERANCE = 1e-4

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
-from peers_support import library_suffixes, transformers_js, write_images
 from PIL import Image
 
+from conftest import run_cli
 from contract.manifest import load_manifest
 from exporter import peer_config
-from runtime.onnx_decoder import OnnxDecoder
 from exporter.vision_export import PEER_DTYPE as VISION_DTYPE
 from exporter.vision_probe import LABELS, probe_images
+from peers_support import library_suffixes, transformers_js, write_images
 from reference.vision import VisionModel, apply_template
+from runtime.onnx_decoder import OnnxDecoder
 
 FAMILIES = ("tiny-random-clip", "tiny-random-siglip", "tiny-random-align")
 SCORE_TOLERANCE = 1e-4
@@ -69,7 +69,7 @@ def test_zero_shot_pipeline_scores_equal_our_reference(shared_artifacts, tmp_pat
         }
     )
     texts = [apply_template(entry.vision.template, label) for label in labels]
-    for (dtype, variant), result in zip(dtypes.items(), results):
+    for (dtype, variant), result in zip(dtypes.items(), results, strict=True):
         assert result["sessions"] == {"model": {"dtype": VISION_DTYPE[variant], "device": "cpu"}}, dtype
         ours = VisionModel(root, model_id, variant)
         # One image per call, as the pipeline runs them: dynamic int8 quantizes each activation
@@ -126,7 +126,7 @@ def _check_text_generation(root: Path, model_id: str, prompts: int) -> None:
     )
     tokenizer = AutoTokenizer.from_pretrained(root / model_id)
     plain = tokenizer("Hello world").input_ids  # checked against the GGUF's own vocabulary in test_peers_optimum
-    for (dtype, variant), result in zip(dtypes.items(), results):
+    for (dtype, variant), result in zip(dtypes.items(), results, strict=True):
         assert result["plain_ids"] == plain, dtype  # no <|im_start|> prepended (GGUF add_bos_token = false)
         assert result["sessions"] == {"model": {"dtype": LLM_DTYPE[variant], "device": "cpu"}}, dtype
         decoder = OnnxDecoder(root / entry.variants[variant].files["model"])

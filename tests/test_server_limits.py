@@ -7,6 +7,7 @@ so the timeouts bite within the test.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import random
@@ -21,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from server.limits import HEADER_BYTES
 from server_support import (
     FILE_SIZES,
     MODEL_ID,
@@ -34,8 +37,6 @@ from server_support import (
     sha256,
     spawn_server,
 )
-
-from server.limits import HEADER_BYTES
 
 DEADLINE_S = 2.0
 BIG = f"{MODEL_ID}/onnx/model_q4.onnx"  # 3 MiB + 17
@@ -187,17 +188,13 @@ def test_idle_and_partial_head_sockets_cannot_exhaust_a_256_fd_server(site: dict
             for i in range(flood):
                 sock = socket.socket()
                 sock.setblocking(False)
-                try:
+                with contextlib.suppress(BlockingIOError):
                     sock.connect((host, port))
-                except BlockingIOError:
-                    pass
                 socks.append(sock)
                 if i % 2:  # every other one starts a request head and never finishes it
                     select.select([], [sock], [], 1)
-                    try:
+                    with contextlib.suppress(OSError):
                         sock.send(b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ")
-                    except OSError:
-                        pass
             probes = [healthz_ms(host, port) for _ in range(20)]  # while all 600 are open
             # The deadline closes whatever the cap did not evict: every flood socket sees EOF.
             open_socks = set(socks)

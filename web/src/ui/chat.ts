@@ -84,8 +84,8 @@ export class ChatTab {
       this.loaded = info.id;
       this.pathLine.textContent = `${info.runtime} · ${info.pathReason}`;
       this.pathLine.dataset["path"] = info.path;
-      this.banner.hidden = info.trained;
-      this.banner.textContent = info.trained ? "" : `${info.id} is an untrained test model: its replies are random tokens.`;
+      this.banner.hidden = info.trained && !info.note; // the note says e.g. "base model: plain completion"
+      this.banner.textContent = info.trained ? info.note ?? "" : `${info.id} is an untrained test model: its replies are random tokens.`;
       this.history = [];
       this.log.replaceChildren();
       this.setState("ready");

@@ -13,20 +13,20 @@ function tokenString(value: unknown): string | undefined {
   return undefined;
 }
 
-/** The tokenizer and chat template of a chat model (tokenizer.json, tokenizer_config.json). */
+/**
+ * The tokenizer and chat template of a chat model (tokenizer.json, tokenizer_config.json). A base model
+ * exported without a chat template (e.g. Gemma 3 270M) gets plain completion: the last user message is
+ * continued as text, with the tokenizer's own special tokens (BOS); the manifest note says so in the UI.
+ */
 export class ChatTokenizer {
   private readonly tokenizer: Tokenizer;
-  private readonly template: Template;
+  private readonly template: Template | null;
   private readonly specials: Record<string, string>;
 
   constructor(tokenizerJson: object, config: TokenizerConfig, templateFile?: string) {
     this.tokenizer = new Tokenizer(tokenizerJson, config);
     const source = chatTemplateSource(config.chat_template) ?? templateFile;
-    if (!source) {
-      throw new UnsupportedModelConfigError("the model has no chat template (tokenizer_config.json chat_template)",
-        "re-export the model: the exporter writes the template into tokenizer_config.json");
-    }
-    this.template = new Template(source);
+    this.template = source ? new Template(source) : null;
     this.specials = {};
     for (const key of ["bos_token", "eos_token", "unk_token", "pad_token"]) {
       const text = tokenString(config[key]);
@@ -34,8 +34,13 @@ export class ChatTokenizer {
     }
   }
 
-  /** The prompt as the model was trained to see it, ending with the assistant's turn opening. */
+  /** The prompt as the model was trained to see it: the assistant's turn opening, or plain text to continue. */
   promptIds(messages: ChatMessage[]): number[] {
+    if (!this.template) {
+      const last = [...messages].reverse().find((m) => m.role === "user");
+      if (!last) throw new UnsupportedModelConfigError("plain completion needs a user message", "send a message");
+      return this.tokenizer.encode(last.content, { add_special_tokens: true }).ids;
+    }
     const text = this.template.render({ messages, add_generation_prompt: true, ...this.specials });
     // The template already wrote the special tokens; adding them again would double the BOS.
     return this.tokenizer.encode(text, { add_special_tokens: false }).ids;

@@ -13,22 +13,21 @@ import re
 from gguf import GGML_QUANT_SIZES
 
 from exporter.errors import CorruptCheckpointError
-from exporter.gguf_blocks import GgufFile
+from exporter.gguf.reader import GgufFile
 
 
 def _expected_shapes(gguf: GgufFile) -> tuple[dict[str, tuple[int, ...]], int] | None:
     """Tensor-name pattern -> expected GGUF shape, and the block count; None when metadata is missing."""
     arch = gguf.architecture
-    embed = gguf.field(f"{arch}.embedding_length")
-    ffn = gguf.field(f"{arch}.feed_forward_length")
-    heads = gguf.field(f"{arch}.attention.head_count")
-    blocks = gguf.field(f"{arch}.block_count")
+    embed, ffn, heads, blocks = (
+        gguf.integer(f"{arch}.{key}")
+        for key in ("embedding_length", "feed_forward_length", "attention.head_count", "block_count")
+    )
     tokens = gguf.field("tokenizer.ggml.tokens")
-    if None in (embed, ffn, heads, blocks, tokens):
+    if embed is None or ffn is None or heads is None or blocks is None or not isinstance(tokens, list):
         return None
-    embed, ffn, heads, blocks = int(embed), int(ffn), int(heads), int(blocks)
-    kv_heads = int(gguf.field(f"{arch}.attention.head_count_kv", heads))
-    head_dim = int(gguf.field(f"{arch}.attention.key_length", embed // heads))
+    kv_heads = gguf.integer(f"{arch}.attention.head_count_kv") or heads
+    head_dim = gguf.integer(f"{arch}.attention.key_length") or embed // heads
     vocab = len(tokens)
     shapes = {
         "token_embd.weight": (embed, vocab),
