@@ -11,3 +11,7 @@ class DescriptionsFileError(ExportError):
 
 class DataFolderError(ExportError):
     """An evaluation folder without one subfolder of images per class."""
+
+
+class SpeechClipError(ExportError):
+    """Test audio that cannot be made or read (espeak-ng/sox missing, a WAV in the wrong format)."""
