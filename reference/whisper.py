@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from reference.whisper_decode import Decoded, DecodeRules, greedy
+from reference.whisper_decode import Decoded, DecodeRules, greedy, is_quiet
 
 SAMPLE_RATE = 16_000
 THREADS = 2
@@ -84,8 +84,10 @@ class OnnxWhisper:
 
         return step
 
-    def transcribe_window(self, samples: np.ndarray) -> Transcript:
-        """One window of at most 30 s; silence (no-speech rule) gives empty text."""
+    def transcribe_window(self, samples: np.ndarray) -> Transcript | None:
+        """One window of at most 30 s; silence (no-speech rule) gives empty text; None when quiet (not decoded)."""
+        if is_quiet(samples):
+            return None
         hidden = self.encode(log_mel(self.folder, samples))
         decoded = greedy(self.decoder_stepper(hidden), self.rules)
         text = "" if decoded.is_silence else self.tokenizer.decode(decoded.tokens, skip_special_tokens=True).strip()

@@ -7,6 +7,10 @@ The rules are CTranslate2's (src/models/whisper.cc) for a prompt that ends in <|
   - no_speech_prob = softmax(logits after <|startoftranscript|>)[no-speech token], on raw logits
 Silence detection then follows openai-whisper / faster-whisper: a window is silent when
 no_speech_prob > NO_SPEECH_THRESHOLD and the average log-probability of its tokens < LOGPROB_THRESHOLD.
+That rule empties sine and noise windows, but on digital silence tiny.en says "you" confidently
+(avg log-prob -0.76 with Hugging Face's features; faster-whisper's own features happen to give a
+low-probability "." there instead). So a window whose RMS is below QUIET_RMS (-80 dBFS) is empty
+before any decoding: an energy gate, the simplest voice-activity check.
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ import numpy as np
 
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
+QUIET_RMS = 1e-4
+
+
+def is_quiet(samples: np.ndarray) -> bool:
+    """No signal at all (RMS below -80 dBFS): nothing to transcribe."""
+    return samples.size == 0 or float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) < QUIET_RMS
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 
 from reference.speech_clips import Clip, read_wav
 from reference.whisper import OnnxWhisper, log_mel
-from reference.whisper_decode import Decoded, DecodeRules, greedy
+from reference.whisper_decode import Decoded, DecodeRules, greedy, is_quiet
 
 if TYPE_CHECKING:
     from transformers import WhisperForConditionalGeneration, WhisperTokenizerFast
@@ -192,7 +192,9 @@ def measure(
     logits = {name: {"max_abs": 0.0, "argmax_disagreements": 0, "steps": 0} for name in encoder}
     transcripts: dict[str, dict] = {}
     for clip in clips:
-        features = log_mel(folder, read_wav(clip.path))  # [1, n_mels, 3000]
+        samples = read_wav(clip.path)
+        quiet = is_quiet(samples)  # the energy gate empties the text; the numbers are still compared
+        features = log_mel(folder, samples)  # [1, n_mels, 3000]
         hidden = reference.encode(features)  # [1, 1500, d]
         runs = {"pytorch": run_greedy(reference.stepper(hidden), rules, tokenizer, cap)}
         hiddens = {f"onnx:{v}": o.encode(features) for v, o in onnx.items()}
@@ -210,7 +212,9 @@ def measure(
             logits[name]["steps"] += len(runs[name].step_logits)
         transcripts[clip.name] = {
             "spoken": clip.text,
-            **{name: run.text for name, run in runs.items()},
+            **{name: "" if quiet else run.text for name, run in runs.items()},
+            "quiet": quiet,
+            "decoded_text": {name: run.text for name, run in runs.items()},
             "no_speech_prob": {name: round(run.decoded.no_speech_prob, 6) for name, run in runs.items()},
         }
     return {
