@@ -65,7 +65,7 @@ function setupTabs(): void {
 }
 
 function familyName(m: ModelEntry): string {
-  return { clip: "CLIP", siglip: "SigLIP", align: "ALIGN", llama: "Llama" }[m.family];
+  return { clip: "CLIP", siglip: "SigLIP", align: "ALIGN", llama: "Llama", whisper: "Whisper" }[m.family];
 }
 
 async function loadModel(id: string): Promise<void> {

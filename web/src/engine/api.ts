@@ -8,6 +8,7 @@
 //   await engine.classify({ images, labels, fudd: { k?, pairsPerClass?, onProgress? } })   // FuDD re-ranking
 //   await engine.explainClass({ label, images, against? | descriptions? })   // which descriptions it prefers
 //   await engine.embedImages(images), await engine.embedTexts(texts)   // normalised Float32Arrays
+//   await engine.loadSpeech("whisper-tiny.en"); await engine.transcribe({ audio })   // Blob | Float32Array | MediaStream
 
 import { ChatCompletions, type ChatTransport, type GenerationEvent, type GenerationResult } from "./chat";
 import { EngineClosedError, InvalidRequestError, ModelNotLoadedError, UnsupportedImageError, reviveError } from "./errors";
@@ -23,11 +24,16 @@ import type { LabelScore } from "./scoring";
 import { cacheUsage, clearCache, deleteModel, type CacheUsage } from "./cache";
 import { fetchManifest, type DownloadProgress, type ProgressCallback } from "./store";
 import type { VisionModelInfo } from "./vision";
+import { type AudioInput, type RecordOptions, toSamples } from "./speech/audio";
+import type { LogMel } from "./speech/mel";
+import type { SpeechModelInfo, TranscribeProgress, Transcription } from "./speech/whisper";
+import type { SpeechLoadResult } from "./protocol";
 
 export * from "./errors";
 export type * from "./chat";
 export type { ChatLoadResult, ChatModelInfo };
 export type { ClassExplanation, FuddClassification, FuddImage, FuddProgress, GivenPair, PairReport, RankedDescription };
+export type { AudioInput, LogMel, SpeechLoadResult, SpeechModelInfo, TranscribeProgress, Transcription };
 export type { CacheUsage, DownloadProgress, LabelScore, LoadResult, ModelEntry, PixelValues, RuntimeName, VisionModelInfo };
 
 /** What images may be: same-origin or data: URLs, Blobs/Files, or ImageData. */
@@ -75,12 +81,22 @@ export interface ExplainRequest extends ExplainRequestWire {
   onProgress?: (p: FuddProgress) => void;
 }
 
+export interface TranscribeRequest extends RecordOptions {
+  /** A Blob/File (decoded by the browser), mono Float32Array at 16 kHz, or a MediaStream to record. */
+  audio: AudioInput;
+  /** Only "en": the exported models are English-only (default "en"). */
+  language?: string;
+  /** Per 30 s window while it works. */
+  onProgress?: (p: TranscribeProgress) => void;
+}
+
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
   onProgress?: ProgressCallback;
   onChunk?: (event: GenerationEvent) => void;
   onFuddProgress?: (p: FuddProgress) => void;
+  onSpeechProgress?: (p: TranscribeProgress) => void;
 }
 
 function dataUrlToBlob(url: string): Blob {
@@ -120,6 +136,8 @@ export class Engine {
   runtimeReason = "";
   /** The loaded CLIP-family model. */
   model: VisionModelInfo | null = null;
+  /** The loaded speech model (loadSpeech). */
+  speechModel: SpeechModelInfo | null = null;
   /** The loaded chat model (loadChat), with the path that runs it and why. */
   chatModel: ChatModelInfo | null = null;
   /**
@@ -195,6 +213,36 @@ export class Engine {
     return result;
   }
 
+  /** Loads a speech model (task automatic-speech-recognition, e.g. whisper-tiny.en). */
+  async loadSpeech(id: string, options: LoadOptions = {}): Promise<SpeechLoadResult> {
+    const wire: LoadOptionsWire = {
+      runtime: options.runtime ?? "auto", variant: options.variant, threads: options.threads, maxBytes: options.maxBytes,
+    };
+    const result = await this.call("loadSpeech", { speech: id, options: wire }, options.onProgress);
+    this.runtime = result.runtime;
+    this.runtimeReason = result.runtimeReason;
+    this.speechModel = result.speech;
+    return result;
+  }
+
+  /** Speech to text with the loaded speech model: text, and one segment per 30 s window (times from window offsets). */
+  async transcribe(request: TranscribeRequest): Promise<Transcription> {
+    if (!this.speechModel) throw new ModelNotLoadedError("no speech model is loaded", "call engine.loadSpeech(id) first");
+    const language = request.language ?? "en";
+    if (!this.speechModel.speech.languages.includes(language)) {
+      throw new InvalidRequestError(`${this.speechModel.id} transcribes ${this.speechModel.speech.languages.join(", ")}, not ${language}`,
+        "leave language out, or export a multilingual Whisper");
+    }
+    const samples = await toSamples(request.audio, this.speechModel.speech.sample_rate, request);
+    const copy = samples.slice(); // transferred to the worker; the caller keeps its array
+    return this.call("transcribe", { samples: copy }, undefined, undefined, undefined, request.onProgress, [copy.buffer]);
+  }
+
+  /** The log-mel input_features the model sees for 16 kHz samples (one 30 s window), for checks. */
+  async speechFeatures(samples: Float32Array): Promise<LogMel> {
+    return this.call("speechFeatures", { samples: samples.slice() });
+  }
+
   async embedImages(images: ImageInput[]): Promise<Float32Array[]> {
     return this.call("embedImages", { images: await Promise.all(images.map(toPayload)) });
   }
@@ -263,12 +311,13 @@ export class Engine {
   }
 
   private call<K extends RequestType>(type: K, request: Requests[K]["request"], onProgress?: ProgressCallback,
-    onChunk?: (event: GenerationEvent) => void, onFuddProgress?: (p: FuddProgress) => void): Promise<Requests[K]["result"]> {
+    onChunk?: (event: GenerationEvent) => void, onFuddProgress?: (p: FuddProgress) => void,
+    onSpeechProgress?: (p: TranscribeProgress) => void, transfer: Transferable[] = []): Promise<Requests[K]["result"]> {
     if (this.closed) return Promise.reject(new EngineClosedError("the engine was disposed"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onProgress, onChunk, onFuddProgress });
-      this.worker.postMessage({ id, type, ...request } as WorkerRequest);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onProgress, onChunk, onFuddProgress, onSpeechProgress });
+      this.worker.postMessage({ id, type, ...request } as WorkerRequest, transfer);
     });
   }
 
@@ -285,6 +334,10 @@ export class Engine {
     }
     if (msg.kind === "fuddProgress") {
       pending.onFuddProgress?.(msg.progress);
+      return;
+    }
+    if (msg.kind === "speechProgress") {
+      pending.onSpeechProgress?.(msg.progress);
       return;
     }
     this.pending.delete(msg.id);

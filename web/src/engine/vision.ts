@@ -66,7 +66,7 @@ export function decodeJson<T>(bytes: Uint8Array | undefined, path: string): T {
   return JSON.parse(new TextDecoder().decode(bytes)) as T;
 }
 
-async function createSession(runtime: Runtime, bytes: Uint8Array, what: string): Promise<Ort.InferenceSession> {
+export async function createSession(runtime: Runtime, bytes: Uint8Array, what: string): Promise<Ort.InferenceSession> {
   try {
     return await runtime.ort.InferenceSession.create(bytes, {
       executionProviders: runtime.executionProviders,

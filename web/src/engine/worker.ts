@@ -9,10 +9,11 @@ import { FuddPrompt } from "./fudd";
 import { checkExplainRequest, checkFuddOptions, classifyWithFudd, explainClass, makeDescriber } from "./fudd_run";
 import { decodeImage, type ImagePayload } from "./image";
 import type { ChatLoadResult, LoadResult, Requests, WorkerRequest, WorkerResponse } from "./protocol";
-import { chooseRuntime, findAdapter, startRuntime, type Runtime } from "./runtime";
+import { chooseRuntime, findAdapter, startRuntime, type Runtime, type RuntimeRequest } from "./runtime";
 import { applyTemplate, scoreLabels } from "./scoring";
 import { cacheFiles, fetchManifest, fileEntry, findModel, type DownloadProgress } from "./store";
 import { VisionModel } from "./vision";
+import { disposeSpeech, loadSpeech, speechModel } from "./speech/worker_speech";
 import { planChatPath, WebLlmChatModel } from "./webllm";
 
 declare const self: DedicatedWorkerGlobalScope;
@@ -38,6 +39,11 @@ async function decodeAll(images: ImagePayload[]) {
   const out = [];
   for (const image of images) out.push(await decodeImage(image)); // one at a time: bounded memory
   return out;
+}
+
+async function ensureRuntime(options: { runtime: RuntimeRequest; threads?: number }): Promise<Runtime> {
+  runtime ??= await startRuntime(await chooseRuntime(options.runtime, options.threads));
+  return runtime;
 }
 
 async function load(msg: Extract<WorkerRequest, { type: "load" }>): Promise<LoadResult> {
@@ -130,6 +136,7 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       await chat?.dispose();
       clip = null;
       chat = null;
+      await disposeSpeech();
       return null;
     case "loadChat":
       return loadChat(msg);
@@ -137,6 +144,12 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       return generate(msg);
     case "chatAbort":
       return null; // answered in onmessage, ahead of the queue
+    case "loadSpeech":
+      return loadSpeech(msg, await ensureRuntime(msg.options), (progress) => post({ id: msg.id, kind: "progress", progress }));
+    case "transcribe":
+      return speechModel().transcribe(msg.samples, (progress) => post({ id: msg.id, kind: "speechProgress", progress }));
+    case "speechFeatures":
+      return speechModel().features(msg.samples);
     case "cacheFiles": {
       const entry = findModel(await fetchManifest(), msg.model);
       const files = msg.paths ? msg.paths.map((p) => fileEntry(entry, p)) : entry.files;
