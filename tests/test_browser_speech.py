@@ -14,17 +14,18 @@ from __future__ import annotations
 import base64
 import json
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from browser_support import CHROMIUM, CHROMIUM_ARGS, ConsoleLog, screenshot
+from server_support import live_server
+
 from exporter.whisper.parity import wer
 from reference.speech_clips import SAMPLE_RATE, read_wav, write_wav
 from reference.whisper import OnnxWhisper, log_mel
-from server_support import live_server
 
 pytestmark = pytest.mark.browser
 TINY = "tiny-random-whisper"
@@ -43,6 +44,7 @@ TRANSCRIBE_WAV_JS = """async (b64) => {
 }"""
 
 
+@contextmanager
 def _open(browser, url: str, request, extra: str = "") -> Iterator[tuple[object, ConsoleLog]]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -67,7 +69,7 @@ def tiny_url(shared_artifacts, web_dist) -> Iterator[str]:
 
 @pytest.fixture
 def tiny_page(browser, tiny_url, request):
-    for page, log in _open(browser, tiny_url, request):
+    with _open(browser, tiny_url, request) as (page, log):
         page.evaluate(LOAD_JS, [TINY, None])
         yield page, log
 
@@ -122,9 +124,11 @@ def real_url(shared_artifacts, web_dist) -> Iterator[str]:
 
 
 @pytest.mark.slow
-def test_real_model_in_the_browser_transcribes_as_ctranslate2(browser, real_url, shared_artifacts, speech_clips, request):
+def test_real_model_in_the_browser_transcribes_as_ctranslate2(
+    browser, real_url, shared_artifacts, speech_clips, request
+):
     report = json.loads((shared_artifacts.root / REAL / "export-report.json").read_text())
-    for page, log in _open(browser, real_url, request):
+    with _open(browser, real_url, request) as (page, log):
         info = page.evaluate(LOAD_JS, [REAL, None])
         assert info["variant"] == report["default_variant"]
         rows = {}
@@ -176,10 +180,57 @@ MIC_JS = """async (seconds) => {
 def test_fake_microphone_is_transcribed(mic_browser, real_url, mic_wav, speech_clips, request):
     spoken = next(c for c in speech_clips if c.name == "bicycle").text
     seconds = len(read_wav(mic_wav)) / SAMPLE_RATE
-    for page, log in _open(mic_browser, real_url, request):
+    with _open(mic_browser, real_url, request) as (page, log):
         page.evaluate(LOAD_JS, [REAL, None])
         got = page.evaluate(MIC_JS, seconds)
         print("microphone:", got["text"], "WER vs spoken:", wer(spoken, got["text"]))
         # Recorded through Opus at 48 kHz and resampled: not bit-exact, so the words are checked.
         assert wer(spoken, got["text"]) <= 0.3, got["text"]
+        log.assert_clean()
+
+
+# ---------------------------------------------------------------- the UI
+
+
+def _panel_state(page, panel: str) -> str:
+    return page.evaluate("(id) => document.getElementById(id).dataset.state", panel)
+
+
+def _wait(page, check: Callable[[object], bool], timeout: float = 300) -> None:
+    import time
+
+    end = time.monotonic() + timeout
+    while not check(page):
+        assert time.monotonic() < end, "timed out"
+        page.wait_for_timeout(250)
+
+
+def test_transcribe_tab_shows_the_engines_transcript_of_a_dropped_file(browser, tiny_url, speech_clips, request):
+    clip = next(c for c in speech_clips if c.name == "france")
+    with _open(browser, tiny_url, request) as (page, log):
+        page.click("#tab-transcribe")
+        page.set_input_files("#audio-file", str(clip.path))
+        _wait(page, lambda p: _panel_state(p, "panel-transcribe") in ("done", "error"))
+        assert _panel_state(page, "panel-transcribe") == "done"
+        shown = page.input_value("#transcribe-text")
+        direct = page.evaluate(TRANSCRIBE_WAV_JS, base64.b64encode(clip.path.read_bytes()).decode())
+        assert shown == direct["text"]
+        assert "real-time factor" in page.text_content("#transcribe-status")
+        assert page.locator("#transcribe-segments li").count() == 1
+        log.assert_clean()
+
+
+@pytest.mark.slow
+def test_chat_microphone_button_types_the_spoken_message(mic_browser, real_url, mic_wav, request):
+    seconds = len(read_wav(mic_wav)) / SAMPLE_RATE
+    with _open(mic_browser, real_url, request) as (page, log):
+        page.click("#tab-chat")
+        page.click("#chat-mic")
+        _wait(page, lambda p: p.get_attribute("#chat-mic", "data-state") == "recording")
+        page.wait_for_timeout(int(seconds * 1000))
+        page.click("#chat-mic")  # stop
+        _wait(page, lambda p: p.get_attribute("#chat-mic", "data-state") in ("idle", "error"))
+        text = page.input_value("#chat-input")
+        print("chat microphone:", text)
+        assert "bicycle" in text.lower(), text
         log.assert_clean()
