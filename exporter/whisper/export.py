@@ -63,7 +63,7 @@ def _export_into(staging, work: Path, src, variants: list[str]) -> ModelEntry:
     fp32 = onnx_files.export_fp32(src.model, work, label)
     files, seconds = onnx_files.write_variants(fp32, staging.dir, variants, label)
     if "fp32" not in files:  # parity of what the variants were made from, even when fp32 is not shipped
-        files_checked = {"fp32": fp32, **files}
+        files_checked = {"fp32": {role: fp32[role] for role in onnx_files.ROLES}, **files}
     else:
         files_checked = files
     missing = missing_tools()
