@@ -94,6 +94,15 @@ def test_tiny_export_merged_decoder_has_kv_cache_inputs(tiny_export) -> None:
     assert {"past_key_values.1.decoder.key", "past_key_values.1.encoder.value"} <= names
 
 
+def test_int8_variant_quantizes_the_merged_decoder(tiny_export) -> None:
+    """The merged decoder's layers sit in If branches, which quantize_dynamic skips: it must still shrink."""
+    root, _ = tiny_export
+    onnx_dir = root / "tiny-random-whisper" / "onnx"
+    fp32 = (onnx_dir / "decoder_model_merged.onnx").stat().st_size
+    int8 = (onnx_dir / "decoder_model_merged_quantized.onnx").stat().st_size
+    assert int8 < 0.5 * fp32, (int8, fp32)
+
+
 def test_tiny_export_parity(tiny_export) -> None:
     _, report = tiny_export
     for runner in ("onnx:fp32", "ctranslate2"):
