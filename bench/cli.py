@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only llm,clip,load,sizes,server]`: every engine on the same files,
+"""`python -m bench [--quick] [--only llm,clip,load,sizes,server,speech]`: every engine on the same files,
 same machine, one run; JSON + Markdown + PNG into bench/results/, the tables printed.
 
 Exit codes: 0 done, 2 bad input or a benchmark that cannot run (the message says how to fix it)."""
@@ -47,14 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _measure(plan: Plan, results: dict) -> None:
-    from bench import clip, llm, load, server, sizes, transformers_js
+    from bench import clip, llm, load, server, sizes, speech, transformers_js
     from bench.browser import chromium, live_server, web_bundle, webgpu_adapter
 
     llm_entry, clip_entry = ensure_models(plan)
+    speech_entry = (
+        speech.ensure_model(plan) if "speech" in plan.sections else None
+    )  # before the server reads the manifest
     sections = results["sections"]
     if "sizes" in plan.sections:
         sections["sizes"] = sizes.run([e for e in (llm_entry, clip_entry) if e], plan.llm_source)
-    browser_sections = [s for s in ("llm", "clip", "load") if s in plan.sections]
+    browser_sections = [s for s in ("llm", "clip", "load", "speech") if s in plan.sections]
     if browser_sections:
         with ExitStack() as stack:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lumen-bench-peer-")))
@@ -80,6 +83,8 @@ def _measure(plan: Plan, results: dict) -> None:
                 sections["clip"] = clip.run(plan, clip_entry, ours_url, peer_url, browser)
             if "load" in plan.sections:
                 sections["load"] = load.run(plan, llm_entry, clip_entry, ours_url, peer_url, browser)
+            if "speech" in plan.sections and speech_entry:
+                sections["speech"] = speech.run(plan, speech_entry, ours_url, peer_url, browser)
     if "server" in plan.sections:
         sections["server"] = server.run(plan)
     if clip_entry is not None:

@@ -13,7 +13,7 @@ from runtime.progress import step
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
-SECTIONS = ("llm", "clip", "load", "sizes", "server")
+SECTIONS = ("llm", "clip", "load", "sizes", "server", "speech")
 # One chat prompt for every engine: long enough that decoding, not the prompt, dominates.
 CHAT = [{"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."}]
 LABELS = ("cat", "dog", "car", "lighthouse", "storm", "tree", "boat", "bird")
@@ -40,6 +40,7 @@ class Plan:
     threads: tuple[int, ...]  # browser WASM thread counts; native runs at the largest
     batches: tuple[int, ...]
     server_mb: int
+    speech_id: str = "whisper-tiny.en"  # exporter --model and manifest id (bench/speech.py)
 
     def variants(self, entry: ModelEntry) -> list[str]:
         """Every variant of the model; --quick only the browser default (WASM)."""
@@ -67,6 +68,7 @@ def make_plan(quick: bool, sections: tuple[str, ...], artifacts: Path | None, ru
             threads=(1, 2),
             batches=(1, 8),
             server_mb=8,
+            speech_id="tiny-random-whisper",
         )
     return Plan(
         False,

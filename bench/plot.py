@@ -65,6 +65,8 @@ def draw(results: dict, path: Path) -> Path:
                 "ms",
             )
         )
+    if "speech" in sections:
+        panels.append((sections["speech"]["rows"], "Whisper real-time factor (lower is better)", "s per s of audio"))
     fig, axes = plt.subplots(
         len(panels) + ("sizes" in sections), 1, figsize=(11, 3.6 * (len(panels) + 1)), squeeze=False
     )

@@ -16,6 +16,10 @@ ENGINES = {
     "llama_cpp": "llama.cpp",
     "lumen_serve": "lumen-serve",
     "python_http_server": "python -m http.server",
+    "ctranslate2_2t": "ctranslate2 2t",
+    "faster_whisper_2t": "faster-whisper 2t",
+    "ctranslate2": "ctranslate2",
+    "faster_whisper": "faster-whisper",
 }
 RATIOS = {
     "browser_vs_native": "browser ÷ native",
@@ -28,6 +32,7 @@ TITLES = {
     "load": "Load: time to first answer",
     "sizes": "Sizes: bytes to download",
     "server": "Server: loopback throughput",
+    "speech": "Speech (Whisper): real-time factor, seconds of compute per second of audio",
 }
 
 

@@ -29,8 +29,8 @@ MODEL_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*
 _REL_PATH_CHARS = re.compile(r"^[A-Za-z0-9_.@/-]+$")
 
 Runtime = Literal["wasm", "webgpu"]
-Task = Literal["zero-shot-image-classification", "text-generation"]
-Family = Literal["clip", "siglip", "align", "llama"]
+Task = Literal["zero-shot-image-classification", "text-generation", "automatic-speech-recognition"]
+Family = Literal["clip", "siglip", "align", "llama", "whisper"]
 ConfigRole = Literal["tokenizer", "tokenizer_config", "config", "preprocessor", "chat_template", "generation_config"]
 # The file each config role has in a model folder (Hugging Face's names, so the folder loads anywhere).
 CONFIG_FILES: dict[ConfigRole, str] = {
@@ -106,6 +106,18 @@ class LlmInfo(_Strict):
     mlc: list[MlcBuild] = Field(default_factory=list)
 
 
+class SpeechInfo(_Strict):
+    """What the browser needs to turn audio into Whisper's input and decode it as the reference does."""
+
+    sample_rate: int = Field(description="Hz; audio is resampled to this, mono.")
+    n_mels: int
+    chunk_seconds: float = Field(description="Length of one encoder window (30 s for Whisper).")
+    timestamps: Literal["chunk-offsets", "tokens"] = Field(
+        description="Where segment times come from: window offsets, or Whisper's timestamp tokens."
+    )
+    languages: list[str] = Field(description="Language codes the model transcribes, e.g. ['en'].")
+
+
 class ModelEntry(_Strict):
     id: str = Field(pattern=MODEL_ID_PATTERN)
     revision: str = Field(
@@ -126,6 +138,7 @@ class ModelEntry(_Strict):
     )
     vision: VisionInfo | None = None
     llm: LlmInfo | None = None
+    speech: SpeechInfo | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelEntry:
@@ -150,6 +163,8 @@ class ModelEntry(_Strict):
             raise ValueError("vision info is required for, and only for, zero-shot-image-classification")
         if (self.task == "text-generation") != (self.llm is not None):
             raise ValueError("llm info is required for, and only for, text-generation")
+        if (self.task == "automatic-speech-recognition") != (self.speech is not None):
+            raise ValueError("speech info is required for, and only for, automatic-speech-recognition")
         return self
 
     def file(self, path: str) -> FileEntry | None:

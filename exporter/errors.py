@@ -72,3 +72,7 @@ def load_failure(what: str, folder: object, err: Exception) -> CorruptCheckpoint
         fix="re-download or re-save the checkpoint (save_pretrained); a truncated or corrupt .safetensors file "
         "cannot be repaired",
     )
+
+
+class SpeechClipError(ExportError):
+    """Test audio that cannot be made or read (espeak-ng/sox missing, a WAV in the wrong format)."""

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-APT_PACKAGES=(chromium fonts-dejavu-core python3-venv nginx-light)
+# espeak-ng + sox: speech test clips (reference/speech_clips.py)
+APT_PACKAGES=(chromium fonts-dejavu-core python3-venv nginx-light espeak-ng sox)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -51,7 +51,18 @@ class SharedArtifacts:
         extra = ("--mlc", mlc) if mlc else ("--no-mlc",)
         return self.export("llm", "--model", model, "--variants", variants, *extra)
 
+    def whisper(self, model: str, variants: str = "fp32,int8") -> Path:
+        return self.export("whisper", "--model", model, "--variants", variants)
+
 
 @pytest.fixture(scope="session")
 def shared_artifacts(tmp_path_factory: pytest.TempPathFactory) -> SharedArtifacts:
     return SharedArtifacts(tmp_path_factory.mktemp("artifacts"))
+
+
+@pytest.fixture(scope="session")
+def speech_clips(tmp_path_factory: pytest.TempPathFactory) -> list:
+    """espeak-ng sentences + silence/sine/noise as 16 kHz WAV files (exporter/whisper/clips.py)."""
+    from exporter.whisper.clips import make_clips
+
+    return make_clips(tmp_path_factory.mktemp("clips"))

@@ -26,7 +26,7 @@ def run_bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[s
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
     out = tmp_path_factory.mktemp("bench")
-    proc = run_bench("--quick", "--artifacts", str(out / "artifacts"), "--out", str(out))
+    proc = run_bench("--quick", "--artifacts", str(out / "artifacts"), "--out", str(out), timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads((out / "bench.json").read_text()), out, proc.stdout
 
@@ -38,13 +38,16 @@ def _check_summary(s: dict) -> None:
 @pytest.mark.browser
 def test_quick_run_measures_every_engine(quick) -> None:
     results, out, stdout = quick
-    assert set(results["sections"]) == {"llm", "clip", "load", "sizes", "server"}
+    assert set(results["sections"]) == {"llm", "clip", "load", "sizes", "server", "speech"}
+    speech = results["sections"]["speech"]["rows"]
+    assert {"ours_wasm_1t", "ours_wasm_2t", "native_ort_2t"} <= set(speech[0]["values"]), speech[0]
+    assert speech[0]["metric"] == "real-time factor" and speech[-1]["missing"]  # no CTranslate2 twin for tiny-random
     llm = results["sections"]["llm"]["rows"]
     for row in llm[:2]:  # the default ONNX file: both browsers and native on it
         assert {"ours_wasm_1t", "ours_wasm_2t", "transformers_js_2t", "native_ort_2t"} <= set(row["values"])
     clip = results["sections"]["clip"]["rows"]
     assert {r["metric"] for r in clip} == {"image, batch 1", "image, batch 8", "text, batch 1", "text, batch 8"}
-    for row in llm + clip + results["sections"]["load"]["rows"] + results["sections"]["server"]["rows"]:
+    for row in llm + clip + speech + results["sections"]["load"]["rows"] + results["sections"]["server"]["rows"]:
         for summary in row["values"].values():
             _check_summary(summary)
         if "native_ort_2t" in row["values"]:

@@ -8,6 +8,8 @@ import { ChatTab } from "./ui/chat";
 import { ClassifyTab } from "./ui/classify";
 import { FuddPanel } from "./ui/fudd";
 import { SearchTab } from "./ui/search";
+import { SpeechInput, spokenLabels } from "./ui/speech";
+import { TranscribeTab } from "./ui/transcribe";
 import { StoragePanel } from "./ui/storage";
 import { byId, clearErrors, showDownload, showError, showModelBanner, showRuntime } from "./ui/status";
 
@@ -31,6 +33,7 @@ const classify = new ClassifyTab(engine, fudd);
 const search = new SearchTab(engine);
 const chat = new ChatTab(engine, () => ({ runtime: (params.get("runtime") ?? "auto") as RuntimeRequest }));
 const storage = new StoragePanel(engine);
+const speech = new SpeechInput(engine, () => ({ runtime: (params.get("runtime") ?? "auto") as RuntimeRequest }));
 
 /** The service worker caches the app and its runtime for offline use (production builds only: dev has no /sw.js). */
 function registerServiceWorker(): void {
@@ -65,7 +68,7 @@ function setupTabs(): void {
 }
 
 function familyName(m: ModelEntry): string {
-  return { clip: "CLIP", siglip: "SigLIP", align: "ALIGN", llama: "Llama" }[m.family];
+  return { clip: "CLIP", siglip: "SigLIP", align: "ALIGN", llama: "Llama", whisper: "Whisper" }[m.family];
 }
 
 async function loadModel(id: string): Promise<void> {
@@ -96,6 +99,23 @@ async function loadModel(id: string): Promise<void> {
   }
 }
 
+/** Microphone buttons (Chat message, Search query, Classify labels) and the Transcribe tab. */
+function setupSpeech(models: ModelEntry[]): void {
+  speech.setModels(models);
+  const chatInput = byId<HTMLTextAreaElement>("chat-input");
+  speech.attach(byId<HTMLButtonElement>("chat-mic"), (text) => {
+    chatInput.value = chatInput.value ? `${chatInput.value} ${text}` : text;
+  });
+  speech.attach(byId<HTMLButtonElement>("search-mic"), (text) => {
+    byId<HTMLInputElement>("search-query").value = text;
+  });
+  const labels = byId<HTMLTextAreaElement>("labels");
+  speech.attach(byId<HTMLButtonElement>("labels-mic"), (text) => {
+    labels.value = [...labels.value.split("\n").filter((l) => l.trim()), ...spokenLabels(text)].join("\n");
+  });
+  new TranscribeTab(speech);
+}
+
 async function start(): Promise<void> {
   registerServiceWorker();
   storage.mount();
@@ -107,6 +127,7 @@ async function start(): Promise<void> {
   try {
     const all = await engine.models();
     chat.setModels(all, params.get("chat"));
+    setupSpeech(all);
     models = all.filter((m) => m.vision);
   } catch (err) {
     select.replaceChildren(new Option("no models", ""));

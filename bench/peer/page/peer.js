@@ -1,10 +1,10 @@
 // The in-browser peer: Transformers.js on the same ONNX files Lumen serves, fully offline.
-// Driven by bench/{llm,clip,load}.py through Playwright (served by bench/transformers_js.py): window.peer.{llm,clip,firstChatToken,firstClassification}.
+// Driven by bench/{llm,clip,load}.py through Playwright (served by bench/transformers_js.py): window.peer.{llm,clip,firstChatToken,firstClassification,asr}.
 // Served beside a copy of transformers.min.js (onnxruntime-web bundled in) and that exact
 // onnxruntime-web build's runtime pair under /ort/ (its default would be a CDN).
 import {
   env, AutoTokenizer, AutoModelForCausalLM, AutoProcessor, CLIPVisionModelWithProjection,
-  CLIPTextModelWithProjection, RawImage,
+  CLIPTextModelWithProjection, RawImage, pipeline,
 } from "/transformers.min.js";
 
 const params = new URLSearchParams(location.search);
@@ -128,4 +128,20 @@ async function firstChatToken(id, file, messages) {
   return { ms: performance.now() - t0, tokens: timed.completion_tokens };
 }
 
-window.peer = { llm, clip, firstClassification, firstChatToken, version: env.version };
+window.peer = { llm, clip, firstClassification, firstChatToken, asr, version: env.version };
+
+/** Whisper through the automatic-speech-recognition pipeline: real-time factor per clip (16 kHz samples). */
+async function asr(id, dtype, clips, runs) {
+  const recognizer = await pipeline("automatic-speech-recognition", id, { device: "wasm", dtype });
+  await recognizer(Float32Array.from(clips[0])); // warm-up
+  const rtf = [];
+  const texts = [];
+  for (let r = 0; r < runs; r++) for (const c of clips) {
+    const t0 = performance.now();
+    const out = await recognizer(Float32Array.from(c));
+    rtf.push((performance.now() - t0) / 1000 / (c.length / 16000));
+    texts.push(out.text);
+  }
+  await recognizer.dispose();
+  return { rtf, texts };
+}

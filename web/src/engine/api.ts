@@ -10,6 +10,7 @@
 //   await engine.classify({ images, labels, fudd: { k?, pairsPerClass?, onProgress? } })   // FuDD re-ranking
 //   await engine.explainClass({ label, images, against? | descriptions? })   // which descriptions it prefers
 //   await engine.embedImages(images), await engine.embedTexts(texts)   // normalised Float32Arrays
+//   await engine.loadSpeech("whisper-tiny.en"); await engine.transcribe({ audio })   // Blob | Float32Array | MediaStream
 
 import { ChatCompletions, type ChatTransport, type GenerationEvent, type GenerationResult } from "./llm/chat";
 import { EngineClosedError, InvalidRequestError, ModelNotLoadedError, UnsupportedImageError, reviveError } from "./errors";
@@ -26,10 +27,15 @@ import { cacheUsage, clearCache, deleteModel, type CacheUsage } from "./storage/
 import { fetchManifest, type DownloadProgress, type ProgressCallback } from "./storage/store";
 import type { VisionModelInfo } from "./vision/vision_model";
 import { checkClassifyRequest, checkImages, checkStrings } from "./validate";
+import { type AudioInput, type RecordOptions, toSamples } from "./speech/audio";
+import type { LogMel } from "./speech/mel";
+import type { SpeechModelInfo, TranscribeProgress, Transcription } from "./speech/whisper";
+import type { SpeechLoadResult } from "./protocol";
 
 export * from "./errors";
 export type * from "./llm/chat";
 export type { LlmLoadResult, LlmModelInfo };
+export type { AudioInput, LogMel, SpeechLoadResult, SpeechModelInfo, TranscribeProgress, Transcription };
 export type { ClassExplanation, FuddClassification, FuddImage, FuddProgress, GivenPair, PairOutcome, RankedDescription };
 /** @deprecated old names: LlmModelInfo, LlmLoadResult, PairOutcome. */
 export type { LlmModelInfo as ChatModelInfo, LlmLoadResult as ChatLoadResult, PairOutcome as PairReport };
@@ -80,11 +86,21 @@ export interface ExplainRequest extends ExplainRequestWire {
   onProgress?: (p: FuddProgress) => void;
 }
 
+export interface TranscribeRequest extends RecordOptions {
+  /** A Blob/File (decoded by the browser), mono Float32Array at 16 kHz, or a MediaStream to record. */
+  audio: AudioInput;
+  /** Only "en": the exported models are English-only (default "en"). */
+  language?: string;
+  /** Per 30 s window while it works. */
+  onProgress?: (p: TranscribeProgress) => void;
+}
+
 /** What a request's progress messages go to, by kind. */
 interface Handlers {
   onProgress?: ProgressCallback;
   onChunk?: (event: GenerationEvent) => void;
   onFuddProgress?: (p: FuddProgress) => void;
+  onSpeechProgress?: (p: TranscribeProgress) => void;
 }
 
 interface Pending extends Handlers {
@@ -131,6 +147,8 @@ export class Engine {
   vision: VisionModelInfo | null = null;
   /** The loaded LLM (loadLlm), with the path that runs it and why. */
   llm: LlmModelInfo | null = null;
+  /** The loaded speech model (loadSpeech). */
+  speech: SpeechModelInfo | null = null;
   /**
    * OpenAI-style chat on the loaded chat model, generated in the worker:
    *   await engine.chat.completions.create({ messages, max_tokens, temperature, top_p, seed })
@@ -222,6 +240,36 @@ export class Engine {
     return result;
   }
 
+  /** Loads a speech model (task automatic-speech-recognition, e.g. whisper-tiny.en). */
+  async loadSpeech(id: string, options: LoadOptions = {}): Promise<SpeechLoadResult> {
+    const wire: LoadOptionsWire = {
+      runtime: options.runtime ?? "auto", variant: options.variant, threads: options.threads, maxBytes: options.maxBytes,
+    };
+    const result = await this.call("loadSpeech", { speech: id, options: wire }, { onProgress: options.onProgress });
+    this.runtime = result.runtime;
+    this.runtimeReason = result.runtimeReason;
+    this.speech = result.speech;
+    return result;
+  }
+
+  /** Speech to text with the loaded speech model: text, and one segment per 30 s window (times from window offsets). */
+  async transcribe(request: TranscribeRequest): Promise<Transcription> {
+    if (!this.speech) throw new ModelNotLoadedError("no speech model is loaded", "call engine.loadSpeech(id) first");
+    const language = request.language ?? "en";
+    if (!this.speech.speech.languages.includes(language)) {
+      throw new InvalidRequestError(`${this.speech.id} transcribes ${this.speech.speech.languages.join(", ")}, not ${language}`,
+        "leave language out, or export a multilingual Whisper");
+    }
+    const samples = await toSamples(request.audio, this.speech.speech.sample_rate, request);
+    const copy = samples.slice(); // transferred to the worker; the caller keeps its array
+    return this.call("transcribe", { samples: copy }, { onSpeechProgress: request.onProgress }, [copy.buffer]);
+  }
+
+  /** The log-mel input_features the model sees for 16 kHz samples (one 30 s window), for checks. */
+  async speechFeatures(samples: Float32Array): Promise<LogMel> {
+    return this.call("speechFeatures", { samples: samples.slice() });
+  }
+
   async embedImages(images: ImageInput[]): Promise<Float32Array[]> {
     checkImages(images);
     return this.call("embedImages", { images: await Promise.all(images.map(toPayload)) });
@@ -295,12 +343,12 @@ export class Engine {
   }
 
   private call<K extends RequestType>(type: K, request: Requests[K]["request"],
-    handlers: Handlers = {}): Promise<Requests[K]["result"]> {
+    handlers: Handlers = {}, transfer: Transferable[] = []): Promise<Requests[K]["result"]> {
     if (this.closed) return Promise.reject(new EngineClosedError("the engine was disposed"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { ...handlers, resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage({ id, type, ...request } as WorkerRequest);
+      this.worker.postMessage({ id, type, ...request } as WorkerRequest, transfer);
     });
   }
 
@@ -317,6 +365,10 @@ export class Engine {
     }
     if (msg.kind === "fuddProgress") {
       pending.onFuddProgress?.(msg.progress);
+      return;
+    }
+    if (msg.kind === "speechProgress") {
+      pending.onSpeechProgress?.(msg.progress);
       return;
     }
     this.pending.delete(msg.id);

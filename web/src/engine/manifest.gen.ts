@@ -11,8 +11,8 @@ export type Id = string;
  * Hash of the export's file list; names .rev/<id>/<revision>.
  */
 export type Revision = string;
-export type Task = "zero-shot-image-classification" | "text-generation";
-export type Family = "clip" | "siglip" | "align" | "llama";
+export type Task = "zero-shot-image-classification" | "text-generation" | "automatic-speech-recognition";
+export type Family = "clip" | "siglip" | "align" | "llama" | "whisper";
 /**
  * What it was exported from (hub id, path, or tiny-random name).
  */
@@ -81,6 +81,23 @@ export type ModelLib = string | null;
 export type ModelLibStatus = string;
 export type RequiresShaderF16 = boolean;
 export type Mlc = MlcBuild[];
+/**
+ * Hz; audio is resampled to this, mono.
+ */
+export type SampleRate = number;
+export type NMels = number;
+/**
+ * Length of one encoder window (30 s for Whisper).
+ */
+export type ChunkSeconds = number;
+/**
+ * Where segment times come from: window offsets, or Whisper's timestamp tokens.
+ */
+export type Timestamps = "chunk-offsets" | "tokens";
+/**
+ * Language codes the model transcribes, e.g. ['en'].
+ */
+export type Languages = string[];
 export type Models = ModelEntry[];
 
 export interface Manifest {
@@ -102,6 +119,7 @@ export interface ModelEntry {
   configs?: Configs;
   vision?: VisionInfo | null;
   llm?: LlmInfo | null;
+  speech?: SpeechInfo | null;
 }
 export interface FileEntry {
   path: Path;
@@ -167,4 +185,14 @@ export interface MlcBuild {
   model_lib: ModelLib;
   model_lib_status: ModelLibStatus;
   requires_shader_f16: RequiresShaderF16;
+}
+/**
+ * What the browser needs to turn audio into Whisper's input and decode it as the reference does.
+ */
+export interface SpeechInfo {
+  sample_rate: SampleRate;
+  n_mels: NMels;
+  chunk_seconds: ChunkSeconds;
+  timestamps: Timestamps;
+  languages: Languages;
 }

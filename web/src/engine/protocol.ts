@@ -13,6 +13,8 @@ import type { PixelValues } from "./vision/preprocess";
 import type { LabelScore } from "./vision/scoring";
 import type { DownloadProgress } from "./storage/store";
 import type { VisionModelInfo } from "./vision/vision_model";
+import type { LogMel } from "./speech/mel";
+import type { SpeechModelInfo, TranscribeProgress, Transcription } from "./speech/whisper";
 
 export interface LoadOptionsWire {
   runtime: RuntimeRequest;
@@ -47,6 +49,14 @@ export interface LlmLoadResult {
   loadMs: number;
 }
 
+export interface SpeechLoadResult {
+  runtime: RuntimeName;
+  runtimeReason: string;
+  threads: number;
+  speech: SpeechModelInfo;
+  loadMs: number;
+}
+
 export interface Requests {
   load: { request: { vision: string; options: LoadOptionsWire }; result: LoadResult };
   embedImages: { request: { images: ImagePayload[] }; result: Float32Array[] };
@@ -67,6 +77,12 @@ export interface Requests {
   chatAbort: { request: { key: number }; result: null };
   /** Downloads (verified, resumable) a model's files into the offline cache: `paths`, or all its files. */
   cacheFiles: { request: { model: string; paths?: string[] }; result: null };
+  /** Loads a speech model (task automatic-speech-recognition). */
+  loadSpeech: { request: { speech: string; options: LoadOptionsWire }; result: SpeechLoadResult };
+  /** Mono samples at the model's rate; "speechProgress" per 30 s window. */
+  transcribe: { request: { samples: Float32Array }; result: Transcription };
+  /** The log-mel input_features of one window (checks against Python). */
+  speechFeatures: { request: { samples: Float32Array }; result: LogMel };
 }
 
 export type RequestType = keyof Requests;
@@ -79,5 +95,6 @@ export type WorkerResponse =
   | { id: number; kind: "progress"; progress: DownloadProgress }
   | { id: number; kind: "chunk"; event: GenerationEvent }
   | { id: number; kind: "fuddProgress"; progress: FuddProgress }
+  | { id: number; kind: "speechProgress"; progress: TranscribeProgress }
   | { id: number; kind: "result"; result: unknown }
   | { id: number; kind: "error"; error: SerializedError };

@@ -9,11 +9,13 @@ import { FuddPrompt } from "./fudd/fudd";
 import { checkExplainRequest, checkFuddOptions, classifyWithFudd, explainClass, makeDescriber } from "./fudd/run";
 import { decodeImage, type ImagePayload } from "./vision/image";
 import type { LlmLoadResult, LoadResult, Requests, WorkerRequest, WorkerResponse } from "./protocol";
-import { chooseRuntime, findAdapter, startRuntime, type Runtime } from "./runtime/runtime";
+import { chooseRuntime, findAdapter, startRuntime, type Runtime, type RuntimeRequest } from "./runtime/runtime";
 import { applyTemplate, scoreLabels } from "./vision/scoring";
 import { cacheFiles, fetchManifest, fileEntry, findModel, type DownloadProgress } from "./storage/store";
 import { VisionModel } from "./vision/vision_model";
+import { disposeSpeech, loadSpeech, speechModel } from "./speech/worker_speech";
 import { planChatPath, WebLlmModel } from "./llm/webllm";
+
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -40,10 +42,15 @@ async function decodeAll(images: ImagePayload[]) {
   return out;
 }
 
+async function ensureRuntime(options: { runtime: RuntimeRequest; threads?: number }): Promise<Runtime> {
+  runtime ??= await startRuntime(await chooseRuntime(options.runtime, options.threads));
+  return runtime;
+}
+
 async function load(msg: Extract<WorkerRequest, { type: "load" }>): Promise<LoadResult> {
   const start = performance.now();
   // The runtime is chosen once per worker: onnxruntime-web's settings are global to it.
-  runtime ??= await startRuntime(await chooseRuntime(msg.options.runtime, msg.options.threads));
+  const runtime = await ensureRuntime(msg.options);
   const entry = findModel(await fetchManifest(), msg.vision);
   const model = await VisionModel.load(entry, runtime, {
     variant: msg.options.variant,
@@ -58,7 +65,7 @@ async function load(msg: Extract<WorkerRequest, { type: "load" }>): Promise<Load
 
 async function loadLlm(msg: Extract<WorkerRequest, { type: "loadLlm" }>): Promise<LlmLoadResult> {
   const start = performance.now();
-  runtime ??= await startRuntime(await chooseRuntime(msg.options.runtime, msg.options.threads));
+  const runtime = await ensureRuntime(msg.options);
   const entry = findModel(await fetchManifest(), msg.llm);
   if (!entry.llm) throw new ModelNotFoundError(`${entry.id} is not an LLM (task ${entry.task})`);
   const { adapter, why } = await findAdapter();
@@ -130,6 +137,7 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       await llm?.dispose();
       vision = null;
       llm = null;
+      await disposeSpeech();
       return null;
     case "loadLlm":
       return loadLlm(msg);
@@ -137,6 +145,12 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       return generate(msg);
     case "chatAbort":
       return null; // answered in onmessage, ahead of the queue
+    case "loadSpeech":
+      return loadSpeech(msg, await ensureRuntime(msg.options), (progress) => post({ id: msg.id, kind: "progress", progress }));
+    case "transcribe":
+      return speechModel().transcribe(msg.samples, (progress) => post({ id: msg.id, kind: "speechProgress", progress }));
+    case "speechFeatures":
+      return speechModel().features(msg.samples);
     case "cacheFiles": {
       const entry = findModel(await fetchManifest(), msg.model);
       const files = msg.paths ? msg.paths.map((p) => fileEntry(entry, p)) : entry.files;

@@ -1,0 +1,91 @@
+// Speech input for the whole page: one Whisper model (the first speech model of the manifest, loaded
+// on first use) and microphone buttons that record while pressed-on and put the transcript where it
+// belongs (Chat message, Search query, Classify labels). Button data-state ("idle", "loading",
+// "recording", "transcribing", "error") is for tests.
+
+import type { Engine, LoadOptions, ModelEntry, TranscribeProgress, Transcription } from "../engine/api";
+import { showDownload, showError } from "./status";
+
+type MicState = "idle" | "loading" | "recording" | "transcribing" | "error";
+
+/** "Dog, cat, horse and bird." -> ["Dog", "cat", "horse", "bird"]: a spoken list as labels. */
+export function spokenLabels(text: string): string[] {
+  return text
+    .replace(/[.!?]+$/u, "")
+    .split(/\s*(?:,|;|\band\b|\bor\b)\s*/iu)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+export class SpeechInput {
+  private modelId: string | null = null;
+  private loading: Promise<void> | null = null;
+
+  constructor(private readonly engine: Engine, private readonly loadOptions: () => LoadOptions) {}
+
+  /** The speech models the manifest offers; the trained one first. */
+  setModels(models: ModelEntry[]): void {
+    const speech = models.filter((m) => m.task === "automatic-speech-recognition");
+    speech.sort((a, b) => Number(b.trained) - Number(a.trained));
+    this.modelId = speech[0]?.id ?? null;
+    document.body.dataset["speech"] = this.modelId ?? "";
+  }
+
+  get available(): boolean {
+    return this.modelId !== null;
+  }
+
+  async ensureLoaded(): Promise<void> {
+    if (!this.modelId) throw new Error("No speech model is exported. Run: python -m exporter whisper --model whisper-tiny.en");
+    if (this.engine.speech?.id === this.modelId) return;
+    this.loading ??= this.engine.loadSpeech(this.modelId, { ...this.loadOptions(), onProgress: showDownload })
+      .then(() => undefined)
+      .finally(() => {
+        showDownload(null);
+        this.loading = null;
+      });
+    await this.loading;
+  }
+
+  async transcribe(audio: Blob | MediaStream, signal?: AbortSignal,
+    onProgress?: (p: TranscribeProgress) => void): Promise<Transcription> {
+    await this.ensureLoaded();
+    return this.engine.transcribe({ audio, signal, seconds: 60, onProgress });
+  }
+
+  /** A microphone button: click starts recording, a second click stops it; `onText` gets the transcript. */
+  attach(button: HTMLButtonElement, onText: (text: string) => void): void {
+    let stopper: AbortController | null = null;
+    const set = (state: MicState, label: string) => {
+      button.dataset["state"] = state;
+      button.textContent = label;
+      button.setAttribute("aria-pressed", String(state === "recording"));
+    };
+    set("idle", "🎤");
+    button.title = "Speak (click again to stop)";
+    button.hidden = !this.available;
+    button.addEventListener("click", async () => {
+      if (stopper) {
+        stopper.abort();
+        return;
+      }
+      stopper = new AbortController();
+      let stream: MediaStream | null = null;
+      try {
+        set("loading", "…");
+        await this.ensureLoaded();
+        stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+        set("recording", "■ Stop");
+        const result = await this.transcribe(stream, stopper.signal, () => set("transcribing", "…"));
+        set("idle", "🎤");
+        if (result.text) onText(result.text);
+      } catch (err) {
+        set("error", "🎤");
+        showError(err);
+      } finally {
+        stream?.getTracks().forEach((t) => t.stop());
+        stopper = null;
+      }
+    });
+  }
+}
