@@ -15,6 +15,8 @@ from gguf import GGML_QUANT_SIZES
 from exporter.errors import CorruptCheckpointError
 from exporter.gguf.reader import GgufFile
 
+DERIVED_HEAD_DIM = ("llama", "qwen2")
+
 
 def _expected_shapes(gguf: GgufFile) -> tuple[dict[str, tuple[int, ...]], int] | None:
     """Tensor-name pattern -> expected GGUF shape, and the block count; None when metadata is missing."""
@@ -27,7 +29,9 @@ def _expected_shapes(gguf: GgufFile) -> tuple[dict[str, tuple[int, ...]], int] |
     if embed is None or ffn is None or heads is None or blocks is None or not isinstance(tokens, list):
         return None
     kv_heads = gguf.integer(f"{arch}.attention.head_count_kv") or heads
-    head_dim = gguf.integer(f"{arch}.attention.key_length") or embed // heads
+    # Llama and Qwen2 derive the head size; Qwen3 and Gemma 3 configs state their own, which a GGUF
+    # may leave out (transformers then takes the config default): attention shapes are checked only when known.
+    head_dim = gguf.integer(f"{arch}.attention.key_length") or (embed // heads if arch in DERIVED_HEAD_DIM else None)
     vocab = len(tokens)
     shapes = {
         "token_embd.weight": (embed, vocab),
@@ -35,14 +39,17 @@ def _expected_shapes(gguf: GgufFile) -> tuple[dict[str, tuple[int, ...]], int] |
         "output_norm.weight": (embed,),
         "attn_norm.weight": (embed,),
         "ffn_norm.weight": (embed,),
-        "attn_q.weight": (embed, heads * head_dim),
-        "attn_k.weight": (embed, kv_heads * head_dim),
-        "attn_v.weight": (embed, kv_heads * head_dim),
-        "attn_output.weight": (heads * head_dim, embed),
         "ffn_gate.weight": (embed, ffn),
         "ffn_up.weight": (embed, ffn),
         "ffn_down.weight": (ffn, embed),
     }
+    if head_dim is not None:
+        shapes |= {
+            "attn_q.weight": (embed, heads * head_dim),
+            "attn_k.weight": (embed, kv_heads * head_dim),
+            "attn_v.weight": (embed, kv_heads * head_dim),
+            "attn_output.weight": (heads * head_dim, embed),
+        }
     return shapes, blocks
 
 
