@@ -11,3 +11,7 @@ class DescriptionsFileError(ExportError):
 
 class DataFolderError(ExportError):
     """An evaluation folder without one subfolder of images per class."""
+
+
+class FewShotError(ExportError):
+    """Few-shot examples or labels that cannot make a classifier (no examples, unknown label, wrong size)."""
