@@ -6,6 +6,8 @@ import { Engine, type ModelEntry } from "./engine/api";
 import type { RuntimeRequest } from "./engine/runtime";
 import { ChatTab } from "./ui/chat";
 import { ClassifyTab } from "./ui/classify";
+import { FewShotPanel } from "./ui/fewshot";
+import { mountClassifierStorage } from "./ui/fewshot_storage";
 import { FuddPanel } from "./ui/fudd";
 import { SearchTab } from "./ui/search";
 import { StoragePanel } from "./ui/storage";
@@ -27,8 +29,9 @@ const fudd = new FuddPanel(engine, async () => {
   const id = byId<HTMLSelectElement>("chat-model").value;
   if (!engine.chatModel && id) await chat.load(id);
 });
-const classify = new ClassifyTab(engine, fudd);
-const search = new SearchTab(engine);
+const fewshot = new FewShotPanel(engine);
+const classify = new ClassifyTab(engine, fudd, fewshot);
+const search = new SearchTab(engine, fewshot);
 const chat = new ChatTab(engine, () => ({ runtime: (params.get("runtime") ?? "auto") as RuntimeRequest }));
 const storage = new StoragePanel(engine);
 
@@ -72,6 +75,7 @@ async function loadModel(id: string): Promise<void> {
   clearErrors();
   classify.modelGone();
   search.modelGone();
+  fewshot.modelGone();
   const select = byId<HTMLSelectElement>("model-select");
   select.disabled = true;
   try {
@@ -85,6 +89,7 @@ async function loadModel(id: string): Promise<void> {
     showModelBanner(result.clip);
     classify.modelReady(result.clip.vision.template);
     await search.modelReady(result.clip);
+    await fewshot.modelReady(result.clip);
     document.body.dataset["model"] = result.clip.id;
     void storage.refresh();
   } catch (err) {
@@ -99,6 +104,8 @@ async function loadModel(id: string): Promise<void> {
 async function start(): Promise<void> {
   registerServiceWorker();
   storage.mount();
+  fewshot.mount();
+  mountClassifierStorage(engine, () => void (engine.model && fewshot.modelReady(engine.model)));
   setupTabs();
   // Persistent storage: the browser then does not evict the model cache under disk pressure.
   void engine.storage.persist().catch(() => false);

@@ -13,6 +13,7 @@ import { ChatCompletions, type ChatTransport, type GenerationEvent, type Generat
 import { EngineClosedError, InvalidRequestError, ModelNotLoadedError, UnsupportedImageError, reviveError } from "./errors";
 import type { FuddProgress, GivenPair, PairReport } from "./fudd_describer";
 import type { ClassExplanation, ExplainRequestWire, FuddClassification, FuddImage, FuddOptionsWire, RankedDescription } from "./fudd_run";
+import { FewShotApi } from "./fewshot/api";
 import type { ImagePayload } from "./image";
 import type { ModelEntry } from "./manifest.gen";
 import type { ChatModelInfo } from "./llm";
@@ -25,6 +26,9 @@ import { fetchManifest, type DownloadProgress, type ProgressCallback } from "./s
 import type { VisionModelInfo } from "./vision";
 
 export * from "./errors";
+export type { FewShotExample, FitRequest } from "./fewshot/api";
+export type { ClassifierFile, ClassifierSummary } from "./fewshot/record";
+export type { Comparison, FitResult } from "./fewshot/wire";
 export type * from "./chat";
 export type { ChatLoadResult, ChatModelInfo };
 export type { ClassExplanation, FuddClassification, FuddImage, FuddProgress, GivenPair, PairReport, RankedDescription };
@@ -61,6 +65,8 @@ export interface ClassifyRequest {
   topK?: number;
   /** FuDD: re-rank each image's top K with differential descriptions from the loaded chat model (or given ones). */
   fudd?: FuddOptions;
+  /** A saved few-shot classifier (engine.fewshot.fit): adapted scores over its labels instead of zero-shot. */
+  classifier?: string;
 }
 
 export interface FuddOptions extends FuddOptionsWire {
@@ -151,6 +157,8 @@ export class Engine {
     /** Asks the browser to keep the cache under storage pressure; true when granted. */
     persist: (): Promise<boolean> => navigator.storage.persist(),
   };
+  /** Few-shot adaptation with the image tower locked (fewshot/api.ts, docs/fewshot.md). */
+  readonly fewshot = new FewShotApi<ImageInput>((type, request) => this.call(type, request), toPayload);
   private nextChatKey = 1;
 
   private readonly worker: Worker;
@@ -220,7 +228,7 @@ export class Engine {
     const images = await Promise.all(request.images.map(toPayload));
     const { onProgress, ...fudd } = request.fudd ?? {};
     return this.call("classify", { images, labels: request.labels, template: request.template, topK: request.topK,
-      fudd: request.fudd && fudd }, undefined, undefined, onProgress);
+      fudd: request.fudd && fudd, classifier: request.classifier }, undefined, undefined, onProgress);
   }
 
   /** A class's descriptions (given, or written by the chat model against `against`) ranked by similarity to the images. */

@@ -6,6 +6,7 @@ import type { GenerationEvent, GenerationParams, GenerationResult } from "./chat
 import type { SerializedError } from "./errors";
 import type { ClassExplanation, ExplainRequestWire, FuddClassification, FuddOptionsWire } from "./fudd_run";
 import type { FuddProgress } from "./fudd_describer";
+import type { FewshotRequests } from "./fewshot/wire";
 import type { ImagePayload } from "./image";
 import type { ChatModelInfo } from "./llm";
 import type { RuntimeName, RuntimeRequest } from "./runtime";
@@ -45,14 +46,17 @@ export interface ChatLoadResult {
   loadMs: number;
 }
 
-export interface Requests {
+/** Few-shot requests (fewshot/wire.ts) are merged in. */
+export interface Requests extends FewshotRequests {
   load: { request: { clip: string; options: LoadOptionsWire }; result: LoadResult };
   embedImages: { request: { images: ImagePayload[] }; result: Float32Array[] };
   pixelValues: { request: { images: ImagePayload[] }; result: PixelValues[] };
   embedTexts: { request: { texts: string[] }; result: Float32Array[] };
   classify: {
     /** With `fudd`: the top K re-ranked with differential descriptions ("fuddProgress" while they are written). */
-    request: { images: ImagePayload[]; labels: string[]; template?: string; topK?: number; fudd?: FuddOptionsWire };
+    request: { images: ImagePayload[]; labels: string[]; template?: string; topK?: number; fudd?: FuddOptionsWire;
+      /** A saved few-shot classifier id: its adapted scores instead of zero-shot. */
+      classifier?: string };
     result: LabelScore[][] | FuddClassification;
   };
   /** A class's descriptions ranked by similarity to the images ("fuddProgress" while they are written). */

@@ -2,11 +2,12 @@
 // requests one at a time in arrival order. The LLM engine adds its cases to the switch.
 
 /// <reference lib="webworker" />
-import { ModelNotFoundError, ModelNotLoadedError, serializeError } from "./errors";
+import { InvalidRequestError, ModelNotFoundError, ModelNotLoadedError, serializeError } from "./errors";
 import { OnnxChatModel, type ChatModel } from "./llm";
 import promptText from "../../../contract/fudd_prompt.json?raw";
 import { FuddPrompt } from "./fudd";
 import { checkExplainRequest, checkFuddOptions, classifyWithFudd, explainClass, makeDescriber } from "./fudd_run";
+import { classifyWithClassifier, handleFewshot } from "./fewshot/worker_side";
 import { decodeImage, type ImagePayload } from "./image";
 import type { ChatLoadResult, LoadResult, Requests, WorkerRequest, WorkerResponse } from "./protocol";
 import { chooseRuntime, findAdapter, startRuntime, type Runtime } from "./runtime";
@@ -102,6 +103,10 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       return loaded().embedTexts(msg.texts);
     case "classify": {
       const model = loaded();
+      if (msg.classifier && msg.fudd) {
+        throw new InvalidRequestError("classify takes a few-shot classifier or FuDD, not both", "drop one of the two options");
+      }
+      if (msg.classifier) return classifyWithClassifier(msg.classifier, msg.labels, model, await decodeAll(msg.images), msg.topK);
       const vision = model.info.vision;
       const template = msg.template ?? vision.template;
       if (msg.fudd) checkFuddOptions(msg.fudd);
@@ -137,6 +142,13 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       return generate(msg);
     case "chatAbort":
       return null; // answered in onmessage, ahead of the queue
+    case "fewshotFit":
+    case "fewshotList":
+    case "fewshotExport":
+    case "fewshotImport":
+    case "fewshotDelete":
+    case "fewshotCompare":
+      return handleFewshot(msg, loaded, decodeAll);
     case "cacheFiles": {
       const entry = findModel(await fetchManifest(), msg.model);
       const files = msg.paths ? msg.paths.map((p) => fileEntry(entry, p)) : entry.files;
