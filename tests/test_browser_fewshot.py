@@ -248,3 +248,53 @@ def test_teach_by_example_in_the_ui_survives_reload_and_works_offline(vision_art
         log.assert_clean()
     finally:
         context.close()
+
+
+@pytest.mark.browser
+def test_search_more_like_these_uses_the_adapted_class(lumen_url, page_and_log, tmp_path):
+    page, log = page_and_log
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    pictures = {f"{c}-{i}.png": png_bytes(render(TEST, c, i)) for c in range(len(LABELS)) for i in range(3)}
+    for name, png in pictures.items():
+        (folder / name).write_bytes(png)
+    example_urls, example_labels = urls(POOL, 2)
+    page.goto(f"{lumen_url}/?model={CLIP}&runtime=wasm&variant=fp32")
+    page.evaluate("window.lumenReady")
+    fitted = page.evaluate(
+        """([labels, urls, ys]) => engine.fewshot.fit({labels, method: "probe",
+             examples: urls.map((image, i) => ({image, label: labels[ys[i]]}))})""",
+        [LABELS, example_urls, example_labels],
+    )
+    page.reload()  # the Classify panel restores the newest classifier of the model
+    page.evaluate("window.lumenReady")
+    assert examples_shown(page) == 8
+    page.click("#tab-search")
+    page.set_input_files("#folder-input", str(folder))
+    wait_until(page, "() => document.querySelector('#index-status').textContent.includes('12 images indexed')")
+    target = LABELS[2]
+    page.select_option("#more-like-class", target)
+    page.click("#more-like-run")
+    wait_until(page, "() => document.querySelectorAll('#search-results .fewshot-pick').length === 12")
+    shown = page.evaluate(
+        """() => Array.from(document.querySelectorAll('#search-results li.thumb'))
+             .map((li) => [li.dataset.path.split('/').pop(), Number(li.dataset.score)])"""
+    )
+    # The same images through engine.classify with the classifier: the ranking is by that class's probability.
+    names = list(pictures)
+    direct = page.evaluate(
+        "([urls, id]) => engine.classify({images: urls, labels: [], classifier: id})",
+        [[data_url(pictures[n]) for n in names], fitted["id"]],
+    )
+    want = {n: next(r["score"] for r in ranked if r["label"] == target) for n, ranked in zip(names, direct)}
+    assert [s for _, s in shown] == sorted(want.values(), reverse=True)
+    for name, score in shown:
+        assert score == pytest.approx(want[name], abs=1e-12)
+    # Tick the two best and add them as examples of the class: the classifier refits with 10 examples.
+    page.locator("#search-results .fewshot-pick").nth(0).check()
+    page.locator("#search-results .fewshot-pick").nth(1).check()
+    page.click("#more-like-add")
+    wait_until(page, "() => Number(document.body.dataset.fewshotExamples) === 10")
+    listed = page.evaluate("(id) => engine.fewshot.list().then((l) => l.find((c) => c.id === id))", fitted["id"])
+    assert listed["perLabel"] == [2, 2, 4, 2]
+    log.assert_clean()
