@@ -27,13 +27,15 @@ export function accuracyCurve(points: CurvePoint[], labels: number): SVGSVGEleme
   svg.dataset["points"] = JSON.stringify(points.map((p) => [p.examples, p.accuracy]));
   const maxX = Math.max(2, ...points.map((p) => p.examples));
   const x = (n: number) => PAD + ((n - 1) / (maxX - 1)) * (W - PAD - 8);
-  const y = (a: number) => H - PAD + 8 - a * (H - PAD - 8);
+  const y = (a: number) => H - PAD - a * (H - PAD - 8);
   svg.append(
     node("line", { x1: PAD, y1: y(0), x2: W - 8, y2: y(0), class: "axis" }),
     node("line", { x1: PAD, y1: y(0), x2: PAD, y2: y(1), class: "axis" }),
     node("text", { x: 2, y: y(1) + 4, class: "tick" }, "100%"),
     node("text", { x: 8, y: y(0) + 4, class: "tick" }, "0%"),
     node("text", { x: W / 2, y: H - 2, class: "tick", "text-anchor": "middle" }, "examples"),
+    node("text", { x: x(1), y: y(0) + 12, class: "tick", "text-anchor": "middle" }, "1"),
+    node("text", { x: x(maxX), y: y(0) + 12, class: "tick", "text-anchor": "middle" }, String(maxX)),
   );
   if (labels > 1) svg.append(node("line", { x1: PAD, y1: y(1 / labels), x2: W - 8, y2: y(1 / labels), class: "chance" }));
   if (points.length) {

@@ -25,6 +25,8 @@ export interface FitRequestWire {
 export interface FitResult extends ClassifierSummary {
   /** Every candidate's leave-one-out score, in grid order (what the choice was made from). */
   candidates: { method: FewShotMethod; params: Record<string, number>; correct: number; nll: number }[];
+  /** Milliseconds of choosing and fitting (leave-one-out included), without embedding. */
+  fitMs: number;
 }
 
 /** Zero-shot and adapted rankings of the same embeddings, best first. */

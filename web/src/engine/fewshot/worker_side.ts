@@ -40,14 +40,16 @@ async function fitAndSave(req: FitRequestWire, model: VisionModel, decode: Decod
   let next = 0;
   const examples = req.examples.map((e) => ("image" in e ? embedded[next++]! : e.embedding));
   const seed = req.seed ?? 0;
+  const start = performance.now();
   const fitted = fit({ text, scale: model.info.vision.logit_scale, examples, labels: req.examples.map((e) => labels.indexOf(e.label.trim())),
     method: req.method, seed });
+  const fitMs = performance.now() - start;
   const file = toFile(fitted, {
     id: req.replace ?? crypto.randomUUID(), name: req.name ?? labels.join(" / "), labels, template, seed,
     model: { id: model.info.id, revision: model.info.revision, variant: model.info.variant },
   });
   await saveClassifier(file);
-  return { ...summarize(file), candidates: fitted.candidates };
+  return { ...summarize(file), candidates: fitted.candidates, fitMs };
 }
 
 /** Adapted rankings (softmax over the classifier's labels) of unit image embeddings, best first. */
