@@ -3,7 +3,7 @@
 The image embeddings stay as the tower made them (LiT's "locked image"); only a classifier on top
 of them learns from the user's labelled examples, starting from the zero-shot one (the class text
 embeddings). Two methods, hyperparameters chosen by cross-validation on the user's own examples
-(leave-one-out up to MAX_FOLDS examples, else MAX_FOLDS seeded folds). docs/fewshot.md explains.
+(leave-one-out up to MAX_LOO examples, else FOLDS seeded folds). docs/fewshot.md explains.
 
 * probe: logit weights V [C, D] = scale * text + A @ X, trained by full-batch Nesterov gradient
   descent on mean cross-entropy + mu/2 * ||V - scale * text||^2 (pulled toward the zero-shot
@@ -27,7 +27,8 @@ PROBE_MU = (1.0, 0.1, 0.01, 0.001)
 PROBE_STEPS = 200
 TIP_ALPHA = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 TIP_BETA = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
-MAX_FOLDS = 32
+MAX_LOO = 32  # exact leave-one-out up to here: the probe is trained once per example
+FOLDS = 10  # above it, 10-fold cross-validation (a fold costs about n^2, so LOO would grow as n^3)
 METHODS = ("probe", "tip")
 # Two candidates whose held-out log-likelihoods differ by less than this (relative) count as tied:
 # the first in grid order wins, so float rounding cannot flip the choice between numpy and the browser.
@@ -67,9 +68,9 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def fold_of_each(n: int, seed: int) -> tuple[int, np.ndarray]:
-    """(number of folds, fold index [n]): one example per fold up to MAX_FOLDS, else a seeded shuffle
-    (mulberry32 Fisher-Yates, as the browser draws it) dealt round-robin into MAX_FOLDS folds."""
-    if n <= MAX_FOLDS:
+    """(number of folds, fold index [n]): one example per fold up to MAX_LOO, else a seeded shuffle
+    (mulberry32 Fisher-Yates, as the browser draws it) dealt round-robin into FOLDS folds."""
+    if n <= MAX_LOO:
         return n, np.arange(n)
     order = list(range(n))
     rng = SeededRandom(seed)
@@ -78,8 +79,8 @@ def fold_of_each(n: int, seed: int) -> tuple[int, np.ndarray]:
         order[i], order[j] = order[j], order[i]
     fold = np.empty(n, dtype=np.int64)
     for k, example in enumerate(order):
-        fold[example] = k % MAX_FOLDS
-    return MAX_FOLDS, fold
+        fold[example] = k % FOLDS
+    return FOLDS, fold
 
 
 def train_probe(gram: np.ndarray, zero_shot: np.ndarray, targets: np.ndarray, mu: float) -> np.ndarray:

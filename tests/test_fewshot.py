@@ -14,7 +14,8 @@ from browser_support import ENGINE, run_engine_script
 
 from reference.errors import FewShotError
 from reference.fewshot import (
-    MAX_FOLDS,
+    FOLDS,
+    MAX_LOO,
     PROBE_STEPS,
     fit,
     fold_of_each,
@@ -98,7 +99,7 @@ def test_fit_adapts_beyond_zero_shot_and_reports_leave_one_out():
     zero_shot = float(((q @ text.T).argmax(1) == qy).mean())
     for method in ("probe", "tip"):
         c = fit(text, 30.0, x, y, method)
-        assert c.method == method and c.folds == MAX_FOLDS  # 40 examples: seeded folds
+        assert c.method == method and c.folds == FOLDS  # 40 examples: seeded folds
         assert 0 <= c.loo_accuracy <= 1
         assert float((predict(c, q).argmax(1) == qy).mean()) > zero_shot
     assert fit(text, 30.0, x, y).method in ("probe", "tip")
@@ -106,9 +107,10 @@ def test_fit_adapts_beyond_zero_shot_and_reports_leave_one_out():
 
 def test_folds_are_leave_one_out_then_seeded():
     assert fold_of_each(5, 0)[0] == 5 and list(fold_of_each(5, 0)[1]) == [0, 1, 2, 3, 4]
-    folds, a = fold_of_each(70, 1)
-    assert folds == MAX_FOLDS and sorted(np.bincount(a)) == [2] * 26 + [3] * 6
-    assert list(a) == list(fold_of_each(70, 1)[1]) and list(a) != list(fold_of_each(70, 2)[1])
+    assert fold_of_each(MAX_LOO, 0)[0] == MAX_LOO
+    folds, a = fold_of_each(75, 1)
+    assert folds == FOLDS and sorted(np.bincount(a)) == [7] * 5 + [8] * 5
+    assert list(a) == list(fold_of_each(75, 1)[1]) and list(a) != list(fold_of_each(75, 2)[1])
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 // Few-shot fitting on locked image embeddings (docs/fewshot.md; numpy reference: reference/fewshot.py).
 // Candidates (probe: each mu; tip: each alpha, beta) are scored by cross-validation on the user's own
-// examples: leave-one-out up to MAX_FOLDS examples, else MAX_FOLDS folds from a seeded shuffle. The
+// examples: leave-one-out up to MAX_LOO examples, else FOLDS folds from a seeded shuffle. The
 // best candidate is then fitted on all examples. Deterministic: same inputs and seed, same classifier.
 
 import { SeededRandom } from "../sampling";
@@ -9,7 +9,9 @@ import { argmaxRow, fromRows, logSoftmaxRow, matmulT, oneHot, pick, scale, softm
 import { PROBE_MU, probeWeights, trainProbe } from "./probe";
 import { cacheVotes, TIP_ALPHA, TIP_BETA, tipLogits } from "./tip";
 
-export const MAX_FOLDS = 32;
+/** Exact leave-one-out up to here (the probe is trained once per example); above, FOLDS-fold cross-validation. */
+export const MAX_LOO = 32;
+export const FOLDS = 10;
 export const METHODS = ["probe", "tip"] as const;
 export type FewShotMethod = (typeof METHODS)[number];
 /** Held-out log-likelihoods closer than this (relative) tie; the first in grid order wins. */
@@ -46,9 +48,9 @@ export interface FittedClassifier {
   candidates: Candidate[];
 }
 
-/** (folds, fold of each example): one example per fold up to MAX_FOLDS, else a seeded shuffle dealt round-robin. */
+/** (folds, fold of each example): one example per fold up to MAX_LOO, else a seeded shuffle dealt round-robin into FOLDS. */
 export function foldOfEach(n: number, seed: number): { folds: number; fold: Int32Array } {
-  if (n <= MAX_FOLDS) return { folds: n, fold: Int32Array.from({ length: n }, (_, i) => i) };
+  if (n <= MAX_LOO) return { folds: n, fold: Int32Array.from({ length: n }, (_, i) => i) };
   const order = Array.from({ length: n }, (_, i) => i);
   const rng = new SeededRandom(seed);
   for (let i = n - 1; i > 0; i--) {
@@ -56,8 +58,8 @@ export function foldOfEach(n: number, seed: number): { folds: number; fold: Int3
     [order[i], order[j]] = [order[j]!, order[i]!];
   }
   const fold = new Int32Array(n);
-  order.forEach((example, k) => { fold[example] = k % MAX_FOLDS; });
-  return { folds: MAX_FOLDS, fold };
+  order.forEach((example, k) => { fold[example] = k % FOLDS; });
+  return { folds: FOLDS, fold };
 }
 
 /** Held-out logits [m, C] and class indices [m] -> correct count and sum of -log p(true). */

@@ -3,7 +3,7 @@
 // logits of the examples are Z + K @ A^T, and the gradient of mean cross-entropy +
 // mu/2 ||V - scale*text||^2 in A is (P - Y)^T / n + mu * A. A step costs C*n^2, not C*n*D.
 
-import { matmulT, softmaxRows, zeros, type Matrix } from "./matrix";
+import { zeros, type Matrix } from "./matrix";
 
 export const PROBE_MU = [1.0, 0.1, 0.01, 0.001];
 export const PROBE_STEPS = 200;
@@ -16,8 +16,7 @@ export const PROBE_STEPS = 200;
 export function trainProbe(gram: Matrix, zeroShot: Matrix, targets: Matrix, mu: number): Matrix {
   const n = zeroShot.rows;
   const classes = zeroShot.cols;
-  let a = zeros(classes, n);
-  if (n === 0) return a;
+  if (n === 0) return zeros(classes, 0);
   let maxRowSum = 0;
   for (let i = 0; i < n; i++) {
     let s = 0;
@@ -28,24 +27,39 @@ export function trainProbe(gram: Matrix, zeroShot: Matrix, targets: Matrix, mu: 
   const rate = 1 / lipschitz;
   const root = Math.sqrt(mu / lipschitz);
   const momentum = (1 - root) / (1 + root);
-  let previous = a;
+  // Two [C, n] iterates rotate, plus the look-ahead [C, n] and probabilities [n, C]: no allocation per step.
+  let previous = new Float64Array(classes * n);
+  let current = new Float64Array(classes * n);
+  const look = new Float64Array(classes * n);
+  const logits = new Float64Array(n * classes);
   for (let step = 0; step < PROBE_STEPS; step++) {
-    const look = zeros(classes, n);
-    for (let k = 0; k < look.data.length; k++) look.data[k] = a.data[k]! + momentum * (a.data[k]! - previous.data[k]!);
-    const logits = matmulT(gram, look); // [n, C]
-    for (let k = 0; k < logits.data.length; k++) logits.data[k]! += zeroShot.data[k]!;
-    const probs = softmaxRows(logits);
-    const next = zeros(classes, n);
+    for (let k = 0; k < look.length; k++) look[k] = current[k]! + momentum * (current[k]! - previous[k]!);
+    for (let i = 0; i < n; i++) {
+      // Row i: logits = Z_i + K_i @ look^T, then softmax in place.
+      let max = -Infinity;
+      for (let c = 0; c < classes; c++) {
+        let s = 0;
+        for (let j = 0; j < n; j++) s += gram.data[i * n + j]! * look[c * n + j]!;
+        const v = zeroShot.data[i * classes + c]! + s;
+        logits[i * classes + c] = v;
+        max = Math.max(max, v);
+      }
+      let sum = 0;
+      for (let c = 0; c < classes; c++) sum += Math.exp(logits[i * classes + c]! - max);
+      for (let c = 0; c < classes; c++) logits[i * classes + c] = Math.exp(logits[i * classes + c]! - max) / sum;
+    }
+    // The buffer two steps old becomes the next iterate.
+    const next = previous;
     for (let c = 0; c < classes; c++) {
       for (let i = 0; i < n; i++) {
-        const grad = (probs.data[i * classes + c]! - targets.data[i * classes + c]!) / n + mu * look.data[c * n + i]!;
-        next.data[c * n + i] = look.data[c * n + i]! - rate * grad;
+        const grad = (logits[i * classes + c]! - targets.data[i * classes + c]!) / n + mu * look[c * n + i]!;
+        next[c * n + i] = look[c * n + i]! - rate * grad;
       }
     }
-    previous = a;
-    a = next;
+    previous = current;
+    current = next;
   }
-  return a;
+  return { rows: classes, cols: n, data: current };
 }
 
 /** Logit weights [C, D] as float32: scale * text + A @ X. text [C, D], examples X [n, D], A [C, n]. */

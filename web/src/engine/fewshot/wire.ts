@@ -15,7 +15,7 @@ export interface FitRequestWire {
   method?: FewShotMethod | "auto";
   /** Prompt for the zero-shot weights; default: the model family's. */
   template?: string;
-  /** Seeds the fold shuffle above 32 examples; default 0. */
+  /** Seeds the fold shuffle above 32 examples (10-fold cross-validation there); default 0. */
   seed?: number;
   name?: string;
   /** Replace this saved classifier (same id) instead of adding one. */
