@@ -33,19 +33,6 @@ export function matmulT(a: Matrix, b: Matrix): Matrix {
   return out;
 }
 
-/** a [m, k] @ b [k, n] -> [m, n]. */
-export function matmul(a: Matrix, b: Matrix): Matrix {
-  const out = zeros(a.rows, b.cols);
-  for (let i = 0; i < a.rows; i++) {
-    for (let t = 0; t < a.cols; t++) {
-      const v = a.data[i * a.cols + t]!;
-      if (v === 0) continue;
-      for (let j = 0; j < b.cols; j++) out.data[i * b.cols + j]! += v * b.data[t * b.cols + j]!;
-    }
-  }
-  return out;
-}
-
 /** The sub-matrix of the given rows and columns (index lists). */
 export function pick(a: Matrix, rows: number[], cols: number[]): Matrix {
   const out = zeros(rows.length, cols.length);
