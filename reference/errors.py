@@ -19,3 +19,7 @@ class DescriptionsFileError(ReferenceToolError):
 
 class DataFolderError(ReferenceToolError):
     """An evaluation folder without one subfolder of images per class."""
+
+
+class FewShotError(ReferenceToolError):
+    """Few-shot examples or labels that cannot make a classifier (no examples, unknown label, wrong size)."""

@@ -6,6 +6,8 @@ import { Engine, type ModelEntry } from "./engine/api";
 import type { RuntimeRequest } from "./engine/runtime/runtime";
 import { ChatTab } from "./ui/chat";
 import { ClassifyTab } from "./ui/classify";
+import { FewShotPanel } from "./ui/fewshot";
+import { mountClassifierStorage } from "./ui/fewshot_storage";
 import { FuddPanel } from "./ui/fudd";
 import { SearchTab } from "./ui/search";
 import { SpeechInput, spokenLabels } from "./ui/speech";
@@ -29,8 +31,9 @@ const fudd = new FuddPanel(engine, async () => {
   const id = byId<HTMLSelectElement>("chat-model").value;
   if (!engine.llm && id) await chat.load(id);
 });
-const classify = new ClassifyTab(engine, fudd);
-const search = new SearchTab(engine);
+const fewshot = new FewShotPanel(engine);
+const classify = new ClassifyTab(engine, fudd, fewshot);
+const search = new SearchTab(engine, fewshot);
 const chat = new ChatTab(engine, () => ({ runtime: (params.get("runtime") ?? "auto") as RuntimeRequest }));
 const storage = new StoragePanel(engine);
 const speech = new SpeechInput(engine, () => ({ runtime: (params.get("runtime") ?? "auto") as RuntimeRequest }));
@@ -75,6 +78,7 @@ async function loadModel(id: string): Promise<void> {
   clearErrors();
   classify.modelGone();
   search.modelGone();
+  fewshot.modelGone();
   const select = byId<HTMLSelectElement>("model-select");
   select.disabled = true;
   try {
@@ -88,6 +92,7 @@ async function loadModel(id: string): Promise<void> {
     showModelBanner(result.vision);
     classify.modelReady(result.vision.vision.template);
     await search.modelReady(result.vision);
+    await fewshot.modelReady(result.vision);
     document.body.dataset["model"] = result.vision.id;
     void storage.refresh();
   } catch (err) {
@@ -119,6 +124,8 @@ function setupSpeech(models: ModelEntry[]): void {
 async function start(): Promise<void> {
   registerServiceWorker();
   storage.mount();
+  fewshot.mount();
+  mountClassifierStorage(engine, () => void (engine.model && fewshot.modelReady(engine.model)));
   setupTabs();
   // Persistent storage: the browser then does not evict the model cache under disk pressure.
   void engine.storage.persist().catch(() => false);

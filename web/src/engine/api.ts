@@ -17,6 +17,7 @@ import { EngineClosedError, InvalidRequestError, ModelNotLoadedError, Unsupporte
 import type { FuddProgress, GivenPair, PairOutcome } from "./fudd/describer";
 import type { ClassExplanation, ExplainRequestWire, FuddClassification, FuddImage, FuddOptionsWire, RankedDescription } from "./fudd/run";
 import type { ImagePayload } from "./vision/image";
+import { FewShotApi } from "./fewshot/api";
 import type { ModelEntry } from "./manifest.gen";
 import type { LlmModelInfo } from "./llm/onnx_chat_model";
 import type { LlmLoadResult, LoadOptionsWire, LoadResult, RequestType, Requests, WorkerRequest, WorkerResponse } from "./protocol";
@@ -33,6 +34,9 @@ import type { SpeechModelInfo, TranscribeProgress, Transcription } from "./speec
 import type { SpeechLoadResult } from "./protocol";
 
 export * from "./errors";
+export type { FewShotExample, FitRequest } from "./fewshot/api";
+export type { ClassifierFile, ClassifierSummary } from "./fewshot/record";
+export type { Comparison, FitResult } from "./fewshot/wire";
 export type * from "./llm/chat";
 export type { LlmLoadResult, LlmModelInfo };
 export type { AudioInput, LogMel, SpeechLoadResult, SpeechModelInfo, TranscribeProgress, Transcription };
@@ -72,6 +76,8 @@ export interface ClassifyRequest {
   topK?: number;
   /** FuDD: re-rank each image's top K with differential descriptions from the loaded chat model (or given ones). */
   fudd?: FuddOptions;
+  /** A saved few-shot classifier (engine.fewshot.fit): adapted scores over its labels instead of zero-shot. */
+  classifier?: string;
 }
 
 export interface FuddOptions extends FuddOptionsWire {
@@ -178,6 +184,8 @@ export class Engine {
     /** Asks the browser to keep the cache under storage pressure; true when granted. */
     persist: (): Promise<boolean> => navigator.storage.persist(),
   };
+  /** Few-shot adaptation with the image tower locked (fewshot/api.ts, docs/fewshot.md). */
+  readonly fewshot = new FewShotApi<ImageInput>((type, request) => this.call(type, request), toPayload);
   private nextChatKey = 1;
 
   private readonly worker: Worker;
@@ -299,7 +307,7 @@ export class Engine {
     const images = await Promise.all(request.images.map(toPayload));
     const { onProgress, ...fudd } = request.fudd ?? {};
     return this.call("classify", { images, labels: request.labels, template: request.template, topK: request.topK,
-      fudd: request.fudd && fudd }, { onFuddProgress: onProgress });
+      fudd: request.fudd && fudd, classifier: request.classifier }, { onFuddProgress: onProgress });
   }
 
   /** A class's descriptions (given, or written by the chat model against `against`) ranked by similarity to the images. */

@@ -15,6 +15,7 @@ import type { DownloadProgress } from "./storage/store";
 import type { VisionModelInfo } from "./vision/vision_model";
 import type { LogMel } from "./speech/mel";
 import type { SpeechModelInfo, TranscribeProgress, Transcription } from "./speech/whisper";
+import type { FewshotRequests } from "./fewshot/wire";
 
 export interface LoadOptionsWire {
   runtime: RuntimeRequest;
@@ -57,14 +58,17 @@ export interface SpeechLoadResult {
   loadMs: number;
 }
 
-export interface Requests {
+/** Few-shot requests (fewshot/wire.ts) are merged in. */
+export interface Requests extends FewshotRequests {
   load: { request: { vision: string; options: LoadOptionsWire }; result: LoadResult };
   embedImages: { request: { images: ImagePayload[] }; result: Float32Array[] };
   pixelValues: { request: { images: ImagePayload[] }; result: PixelValues[] };
   embedTexts: { request: { texts: string[] }; result: Float32Array[] };
   classify: {
     /** With `fudd`: the top K re-ranked with differential descriptions ("fuddProgress" while they are written). */
-    request: { images: ImagePayload[]; labels: string[]; template?: string; topK?: number; fudd?: FuddOptionsWire };
+    request: { images: ImagePayload[]; labels: string[]; template?: string; topK?: number; fudd?: FuddOptionsWire;
+      /** A saved few-shot classifier id: its adapted scores instead of zero-shot. */
+      classifier?: string };
     result: LabelScore[][] | FuddClassification;
   };
   /** A class's descriptions ranked by similarity to the images ("fuddProgress" while they are written). */

@@ -2,11 +2,12 @@
 // requests one at a time in arrival order. The LLM engine adds its cases to the switch.
 
 /// <reference lib="webworker" />
-import { ModelNotFoundError, ModelNotLoadedError, serializeError } from "./errors";
+import { InvalidRequestError, ModelNotFoundError, ModelNotLoadedError, serializeError } from "./errors";
 import { OnnxLlmModel, type LlmModel } from "./llm/onnx_chat_model";
 import promptText from "../../../contract/fudd_prompt.json?raw";
 import { FuddPrompt } from "./fudd/fudd";
 import { checkExplainRequest, checkFuddOptions, classifyWithFudd, explainClass, makeDescriber } from "./fudd/run";
+import { classifyWithClassifier, handleFewshot } from "./fewshot/worker_side";
 import { decodeImage, type ImagePayload } from "./vision/image";
 import type { LlmLoadResult, LoadResult, Requests, WorkerRequest, WorkerResponse } from "./protocol";
 import { chooseRuntime, findAdapter, startRuntime, type Runtime, type RuntimeRequest } from "./runtime/runtime";
@@ -109,6 +110,10 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       return loaded().embedTexts(msg.texts);
     case "classify": {
       const model = loaded();
+      if (msg.classifier && msg.fudd) {
+        throw new InvalidRequestError("classify takes a few-shot classifier or FuDD, not both", "drop one of the two options");
+      }
+      if (msg.classifier) return classifyWithClassifier(msg.classifier, msg.labels, model, await decodeAll(msg.images), msg.topK);
       const vision = model.info.vision;
       const template = msg.template ?? vision.template;
       if (msg.fudd) checkFuddOptions(msg.fudd);
@@ -151,6 +156,13 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       return speechModel().transcribe(msg.samples, (progress) => post({ id: msg.id, kind: "speechProgress", progress }));
     case "speechFeatures":
       return speechModel().features(msg.samples);
+    case "fewshotFit":
+    case "fewshotList":
+    case "fewshotExport":
+    case "fewshotImport":
+    case "fewshotDelete":
+    case "fewshotCompare":
+      return handleFewshot(msg, loaded, decodeAll);
     case "cacheFiles": {
       const entry = findModel(await fetchManifest(), msg.model);
       const files = msg.paths ? msg.paths.map((p) => fileEntry(entry, p)) : entry.files;

@@ -1,6 +1,7 @@
 // Classify tab: drop or pick images, labels one per line (or a preset), ranked bars per image.
 
 import type { Engine, LabelScore } from "../engine/api";
+import type { FewShotPanel } from "./fewshot";
 import type { FuddPanel } from "./fudd";
 import { byId, clearErrors, showError } from "./status";
 
@@ -45,7 +46,8 @@ export class ClassifyTab {
   private urls: string[] = [];
 
   /** `fudd`: the "Ask the LLM" panel (ui/fudd.ts), which takes over the run when its toggle is on. */
-  constructor(private readonly engine: Engine, private readonly fudd?: FuddPanel) {
+  /** `fewshot`: "Teach by example" (ui/fewshot.ts): "this is X" on each result, adapted scores beside them. */
+  constructor(private readonly engine: Engine, private readonly fudd?: FuddPanel, private readonly fewshot?: FewShotPanel) {
     const preset = byId<HTMLSelectElement>("label-preset");
     preset.append(new Option("Custom…", ""), ...Object.keys(PRESETS).map((name) => new Option(name, name)));
     preset.addEventListener("change", () => {
@@ -124,6 +126,7 @@ export class ClassifyTab {
       }
       const ranked = await this.engine.classify({ images: this.files, labels, template });
       this.render(ranked);
+      this.fewshot?.showResults(this.files);
     } catch (err) {
       showError(err);
     } finally {

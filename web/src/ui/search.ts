@@ -3,6 +3,8 @@
 
 import { UnsupportedImageError, type Engine, type VisionModelInfo } from "../engine/api";
 import { dot } from "../engine/vision/scoring";
+import type { FewShotPanel } from "./fewshot";
+import { attachMoreLikeThese } from "./fewshot_search";
 import { byId, clearErrors, showError } from "./status";
 import { clearImages, loadImages, saveImages, type IndexedImage } from "./storage";
 
@@ -42,7 +44,8 @@ export class SearchTab {
   private entries: IndexedImage[] = [];
   private urls: string[] = [];
 
-  constructor(private readonly engine: Engine) {
+  constructor(private readonly engine: Engine, fewshot?: FewShotPanel) {
+    if (fewshot) attachMoreLikeThese(engine, fewshot, { entries: () => this.entries, show: (ranked) => this.render(ranked) });
     const picker = (window as PickerWindow).showDirectoryPicker;
     const pickButton = byId<HTMLButtonElement>("folder-pick");
     pickButton.hidden = !picker;
