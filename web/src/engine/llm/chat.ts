@@ -4,6 +4,8 @@
 // either runs here. Extensions, vLLM-style: `prompt_token_ids`, `choices[].token_ids`,
 // `token_id` in logprobs, and timings in `usage.extra` (as WebLLM reports them).
 
+import { grammarSpec, type GrammarSpec, type ResponseFormat } from "./response_format";
+
 export type ChatRole = "system" | "user" | "assistant";
 
 export interface ChatMessage {
@@ -26,6 +28,8 @@ export interface ChatCompletionRequest {
   logprobs?: boolean;
   /** With logprobs: also the this-many most likely tokens at each step (0-20). */
   top_logprobs?: number;
+  /** Constrain the reply: {type: "json_object"}, {type: "json_schema", json_schema}, {type: "grammar", grammar}. */
+  response_format?: ResponseFormat;
   /** Echoed only: the engine serves the model it loaded. */
   model?: string;
   /** Aborting stops generation in the worker; the call (or the stream) rejects with an AbortError. */
@@ -41,6 +45,8 @@ export interface GenerationParams {
   seed: number;
   /** -1: no logprobs; 0..20: logprobs with that many alternatives. */
   top_logprobs: number;
+  /** The grammar the reply must follow (response_format), or null for free text. */
+  grammar: GrammarSpec | null;
 }
 
 export type FinishReason = "stop" | "length";
@@ -53,6 +59,9 @@ export interface UsageExtra {
   prefill_tokens_per_s: number;
   /** Tokens after the first, over the time spent producing them. */
   decode_tokens_per_s: number;
+  /** With response_format: time spent computing and applying grammar masks, in all and per step. */
+  grammar_mask_ms?: number;
+  grammar_mask_ms_per_token?: number;
 }
 
 export interface Usage {
@@ -137,7 +146,7 @@ export const DEFAULT_TEMPERATURE = 0.7;
 const MAX_TOP_LOGPROBS = 20;
 
 /** Checks a request and fills defaults; throws `invalid(message)` naming the bad field. */
-export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: string) => Error): GenerationParams {
+export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: string, fix?: string) => Error): GenerationParams {
   if (!req || !Array.isArray(req.messages) || req.messages.length === 0) throw invalid("messages must be a non-empty array");
   for (const [i, m] of req.messages.entries()) {
     if (!m || !["system", "user", "assistant"].includes(m.role)) {
@@ -159,7 +168,8 @@ export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: 
   }
   if (req.top_logprobs !== undefined && !req.logprobs) throw invalid("top_logprobs needs logprobs: true");
   const messages = req.messages.map((m) => ({ role: m.role, content: m.content }));
-  return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1 };
+  const grammar = grammarSpec(req.response_format, invalid);
+  return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1, grammar };
 }
 
 function abortError(): DOMException {
@@ -175,7 +185,7 @@ function newCompletionId(): string {
 
 /** `engine.chat.completions`: create() answers a ChatCompletion, or with stream: true a chunk stream. */
 export class ChatCompletions {
-  constructor(private readonly transport: ChatTransport, private readonly invalid: (message: string) => Error) {}
+  constructor(private readonly transport: ChatTransport, private readonly invalid: (message: string, fix?: string) => Error) {}
 
   create(request: ChatCompletionRequest & { stream: true }): Promise<ChatCompletionStream>;
   create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;

@@ -15,6 +15,7 @@ import { ChatTokenizer, type TokenizerConfig } from "./chat_tokenizer";
 import { createDecoderSession, kvSpec, logitsRow, releaseGpu, type KvSpec } from "./decoder_session";
 import { logSoftmax, SeededRandom, sampleToken, topIndices } from "./sampling";
 import { TextStreamer } from "./streamer";
+import { encodedVocab, GrammarCompilers } from "./grammar";
 
 export interface ChatModelInfo {
   id: string;
@@ -85,6 +86,7 @@ export class OnnxChatModel implements ChatModel {
     private readonly tokenizer: ChatTokenizer,
     private readonly kv: KvSpec,
     private readonly stopIds: Set<number>,
+    private readonly grammars: GrammarCompilers,
   ) {}
 
   static async load(entry: ModelEntry, runtime: Runtime, pathReason: string,
@@ -103,8 +105,9 @@ export class OnnxChatModel implements ChatModel {
 
     const got = await fetchFiles(files, options.onProgress);
     const text = (path: string) => new TextDecoder().decode(got.get(path));
+    const tokenizerJson = decodeJson<object>(got.get(configs[0]!.path), configs[0]!.path);
     const tokenizer = new ChatTokenizer(
-      decodeJson<object>(got.get(configs[0]!.path), configs[0]!.path),
+      tokenizerJson,
       decodeJson<TokenizerConfig>(got.get(configs[1]!.path), configs[1]!.path),
       got.has(`${entry.id}/chat_template.jinja`) ? text(`${entry.id}/chat_template.jinja`) : undefined,
     );
@@ -146,7 +149,8 @@ export class OnnxChatModel implements ChatModel {
       bytes,
       contextLength: entry.llm.context_length,
     };
-    return new OnnxChatModel(info, runtime, session, tokenizer, kv, stopIds);
+    const grammars = new GrammarCompilers(encodedVocab(tokenizerJson, entry.llm.vocab_size), [...stopIds]);
+    return new OnnxChatModel(info, runtime, session, tokenizer, kv, stopIds, grammars);
   }
 
   async generate(params: GenerationParams, onEvent: (event: GenerationEvent) => void,
@@ -163,6 +167,7 @@ export class OnnxChatModel implements ChatModel {
     const rng = new SeededRandom(params.seed);
     const streamer = new TextStreamer((ids) => this.tokenizer.decode(ids));
     const hasPositions = this.session.inputNames.includes("position_ids");
+    const constraint = params.grammar ? await this.grammars.matcher(params.grammar) : null;
 
     // Empty cache [1, kv_heads, 0, head_dim]: the prompt's first pass attends to nothing before it.
     const emptyData = this.kv.type === "float16" ? new Uint16Array(0) : new Float32Array(0);
@@ -196,7 +201,9 @@ export class OnnxChatModel implements ChatModel {
             this.runtime.name === "webgpu" ? "retry with the WASM runtime" : "reload the model");
         }
         const logits = logitsRow(outputs.logits!, n - 1); // [vocab]
-        const token = sampleToken(logits, params.temperature, params.top_p, rng);
+        const allowed = constraint ? await constraint.mask(logits) : logits; // [vocab], forbidden at -Infinity
+        const token = sampleToken(allowed, params.temperature, params.top_p, rng);
+        constraint?.accept(token);
         const next = new Map<string, Ort.Tensor>();
         for (const [pastName, presentName] of this.kv.pastToPresent) next.set(pastName, outputs[presentName]!);
         releaseGpu(past);
@@ -219,6 +226,7 @@ export class OnnxChatModel implements ChatModel {
       }
     } finally {
       releaseGpu(past);
+      constraint?.dispose();
     }
     const tail = streamer.flush();
     if (tail) onEvent({ delta: tail, tokenIds: [] });
@@ -239,6 +247,10 @@ export class OnnxChatModel implements ChatModel {
           decode_ms: decodeMs,
           prefill_tokens_per_s: prefillMs > 0 ? (promptIds.length / prefillMs) * 1000 : 0,
           decode_tokens_per_s: decodeMs > 0 ? (decodeTokens / decodeMs) * 1000 : 0,
+          ...(constraint && {
+            grammar_mask_ms: constraint.maskMs,
+            grammar_mask_ms_per_token: constraint.steps > 0 ? constraint.maskMs / constraint.steps : 0,
+          }),
         },
       },
     };

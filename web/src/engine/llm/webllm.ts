@@ -12,6 +12,7 @@ import type { MLCEngine } from "@mlc-ai/web-llm";
 import type { GenerationEvent, GenerationParams, GenerationResult, TokenLogprob } from "./chat";
 import { InferenceError } from "../errors";
 import type { ChatModel, ChatModelInfo } from "./onnx_chat_model";
+import type { GrammarSpec } from "./response_format";
 import type { LlmInfo, MlcBuild, ModelEntry } from "../manifest.gen";
 import { cacheFiles, fileEntry, modelUrl, type ProgressCallback } from "../storage/store";
 
@@ -123,6 +124,7 @@ export class WebLlmChatModel implements ChatModel {
       top_p: params.top_p,
       seed: params.seed,
       ...(wantLogprobs && { logprobs: true, top_logprobs: params.top_logprobs }),
+      ...(params.grammar && { response_format: webLlmResponseFormat(params.grammar) }),
     });
     let text = "";
     let finishReason: GenerationResult["finishReason"] = "stop";
@@ -168,4 +170,10 @@ export class WebLlmChatModel implements ChatModel {
   async dispose(): Promise<void> {
     await this.engine.unload();
   }
+}
+
+/** Our grammar as WebLLM spells it (it runs xgrammar too; schemas go as JSON text). */
+function webLlmResponseFormat(spec: GrammarSpec): { type: "json_object" | "grammar"; schema?: string; grammar?: string } {
+  if (spec.kind === "grammar") return { type: "grammar", grammar: spec.ebnf };
+  return spec.kind === "json_schema" ? { type: "json_object", schema: spec.schema } : { type: "json_object" };
 }

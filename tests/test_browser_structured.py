@@ -1,0 +1,290 @@
+"""Structured output (response_format) in the browser engine: web/src/engine/llm/{response_format,grammar}.ts.
+
+* Masks: xgrammar's WASM build (the engine's grammar.ts, run in Node on the same .wasm the page
+  loads) gives bit-for-bit the masks Python xgrammar gives for SmolLM2's vocabulary, for the same
+  schema / EBNF and the same forced token trace (reference/constrained.py).
+* Tokens: greedy constrained decoding of SmolLM2 in Chromium (WASM) equals a Python onnxruntime
+  loop with Python xgrammar masks, first 64 tokens; the reply is valid by construction.
+* Each response_format shape, finish_reason "length", mask time in usage, and the named errors.
+
+LUMEN_SMOLLM2_ARTIFACTS=<folder> reuses a folder where `python -m exporter llm --model smollm2` ran
+(a development shortcut: the export takes minutes); by default the session exports it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser_support import ENGINE, fp32_compute_copy, run_engine_script, screenshot
+from server_support import live_server
+from test_browser_chat import SMOLLM2, default_file, manifest_entry, open_engine_page
+
+PARITY_TOKENS = 64
+PERSON_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 20},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "pet": {"type": "string", "enum": ["cat", "dog", "none"]},
+    },
+    "required": ["name", "age", "pet"],
+    "additionalProperties": False,
+}
+PERSON_PROMPT = [{"role": "user", "content": "Describe a person called Ann in JSON."}]
+YES_NO = 'root ::= ("yes" | "no") " because " [a-z ]{1,40} "."'
+# A trace for the mask test: a valid reply, tokenized as the model would write it.
+PERSON_TEXT = '{"name": "Ann Lee", "age": 34, "pet": "cat"}'
+
+
+@pytest.fixture(scope="module")
+def chat_root(shared_artifacts) -> Path:
+    reuse = os.environ.get("LUMEN_SMOLLM2_ARTIFACTS")
+    if reuse:
+        return Path(reuse)
+    shared_artifacts.llm(SMOLLM2)
+    return shared_artifacts.root
+
+
+def stop_ids(root: Path) -> list[int]:
+    ids = set(manifest_entry(root, SMOLLM2)["llm"]["eos_token_ids"])
+    config = root / SMOLLM2 / "generation_config.json"
+    if config.is_file():
+        eos = json.loads(config.read_text()).get("eos_token_id")
+        ids |= set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    return sorted(ids)
+
+
+# ---------------------------------------------------------------- masks: WASM xgrammar vs Python xgrammar
+
+
+def browser_masks(root: Path, spec: dict, trace: list[int]) -> list[bytes]:
+    """The engine's grammar.ts in Node: the bitmask before each forced token and after the last."""
+    vocab_size = manifest_entry(root, SMOLLM2)["llm"]["vocab_size"]
+    out = run_engine_script(f"""
+globalThis.location ??= {{ href: "file:///" }}; // the UMD bundle asks for a script URL when it starts
+import {{ readFileSync }} from "node:fs";
+import {{ GrammarCompilers, encodedVocab }} from "{ENGINE}/llm/grammar.ts";
+const tokenizer = JSON.parse(readFileSync({json.dumps(str(root / SMOLLM2 / "tokenizer.json"))}, "utf8"));
+const compilers = new GrammarCompilers(encodedVocab(tokenizer, {vocab_size}), {json.dumps(stop_ids(root))});
+const decoder = await compilers.matcher({json.dumps(spec)});
+const masks = [];
+// The engine's own masking on zero logits: allowed ids stay 0, the rest become -Infinity.
+const allowedBits = async () => {{
+  const masked = await decoder.mask(new Float32Array({vocab_size}));
+  const bits = new Uint8Array(Math.ceil({vocab_size} / 8));
+  masked.forEach((v, i) => {{ if (v === 0) bits[i >> 3] |= 1 << (i & 7); }});
+  return Buffer.from(bits).toString("base64");
+}};
+for (const token of {json.dumps(trace)}) {{
+  masks.push(await allowedBits());
+  decoder.accept(token);
+}}
+masks.push(await allowedBits());
+print(masks);
+""")
+    return [base64.b64decode(m) for m in out]
+
+
+def allowed_ids(bitmask: bytes, vocab_size: int) -> np.ndarray:
+    bits = np.unpackbits(np.frombuffer(bitmask, np.uint8), bitorder="little")[:vocab_size]
+    return np.nonzero(bits)[0]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    "spec, text",
+    [
+        ({"kind": "json_schema", "schema": json.dumps(PERSON_SCHEMA)}, PERSON_TEXT),
+        ({"kind": "any_json"}, '{"a": [1, 2.5, true, null], "b": {"c": "d e"}}'),
+        ({"kind": "grammar", "ebnf": YES_NO}, "yes because it is raining."),
+    ],
+    ids=["json_schema", "any_json", "ebnf"],
+)
+def test_wasm_xgrammar_masks_equal_python_xgrammar_for_smollm2(chat_root, spec, text):
+    from tokenizers import Tokenizer
+
+    from reference.constrained import Grammars, encoded_vocab, masks_along
+
+    vocab_size = manifest_entry(chat_root, SMOLLM2)["llm"]["vocab_size"]
+    trace = Tokenizer.from_file(str(chat_root / SMOLLM2 / "tokenizer.json")).encode(text, add_special_tokens=False).ids
+    grammars = Grammars(encoded_vocab(chat_root / SMOLLM2 / "tokenizer.json", vocab_size), stop_ids(chat_root))
+    python = masks_along(grammars, spec, trace)
+    browser = [allowed_ids(m, vocab_size).tolist() for m in browser_masks(chat_root, spec, trace)]
+    assert len(browser) == len(python) == len(trace) + 1
+    for step, (b, p) in enumerate(zip(browser, python)):
+        assert b == p, f"step {step}: {len(b)} vs {len(p)} allowed; only browser {set(b) - set(p)!s:.200}"
+    # The masks constrain: never everything, and at the end only the stop tokens.
+    assert all(0 < len(m) < vocab_size for m in python)
+    assert set(python[-1]) <= set(stop_ids(chat_root))
+
+
+# ---------------------------------------------------------------- the API in Chromium on SmolLM2 (WASM)
+
+
+@pytest.fixture(scope="module")
+def smollm2_page(browser, chat_root: Path, web_dist: Path) -> Iterator[tuple[object, object]]:
+    with live_server(chat_root, web_dist) as (host, port):
+        context, page, log = open_engine_page(browser, f"http://{host}:{port}")
+        page.evaluate("(id) => window.engine.loadChat(id, { runtime: 'wasm' })", SMOLLM2)
+        try:
+            yield page, log
+        finally:
+            screenshot(page, "chat_structured_smollm2")
+            context.close()
+
+
+CREATE_JS = "(request) => window.engine.chat.completions.create(request)"
+ERROR_JS = """async (request) => {
+  try { await window.engine.chat.completions.create(request); return null; }
+  catch (e) { return { name: e.name, message: e.message, fix: e.fix ?? null }; }
+}"""
+
+
+def check_person(value: dict) -> None:
+    assert set(value) == {"name", "age", "pet"}
+    assert isinstance(value["name"], str) and 1 <= len(value["name"]) <= 20
+    assert isinstance(value["age"], int) and 0 <= value["age"] <= 120
+    assert value["pet"] in ("cat", "dog", "none")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_constrained_greedy_equals_python_onnxruntime_with_python_xgrammar(smollm2_page, chat_root, tmp_path):
+    page, log = smollm2_page
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "person", "schema": PERSON_SCHEMA, "strict": True},
+    }
+    got = page.evaluate(
+        CREATE_JS,
+        {"messages": PERSON_PROMPT, "max_tokens": PARITY_TOKENS, "temperature": 0, "response_format": response_format},
+    )
+    choice = got["choices"][0]
+    assert choice["finish_reason"] == "stop", choice
+    check_person(json.loads(choice["message"]["content"]))
+    extra = got["usage"]["extra"]
+    assert extra["grammar_mask_ms"] > 0 and 0 < extra["grammar_mask_ms_per_token"] <= extra["grammar_mask_ms"]
+
+    from reference.constrained import Grammars, constrained_greedy, encoded_vocab
+    from reference.llm import ChatLLM
+    from runtime.onnx_decoder import OnnxDecoder
+
+    llm = ChatLLM(chat_root, SMOLLM2)
+    _, model_file = default_file(chat_root, SMOLLM2, "wasm")
+    llm.decoder = OnnxDecoder(fp32_compute_copy(model_file, tmp_path))  # WASM computes 4-bit weights in fp32
+    vocab_size = manifest_entry(chat_root, SMOLLM2)["llm"]["vocab_size"]
+    grammars = Grammars(encoded_vocab(chat_root / SMOLLM2 / "tokenizer.json", vocab_size), stop_ids(chat_root))
+    spec = {"kind": "json_schema", "schema": json.dumps(PERSON_SCHEMA, separators=(",", ":"))}
+    native = constrained_greedy(llm, grammars, PERSON_PROMPT, spec, PARITY_TOKENS)
+    browser_ids = choice["token_ids"][:-1]  # the browser lists the stop token too
+    assert browser_ids == native.token_ids[:PARITY_TOKENS] and native.finish_reason == "stop"
+    assert choice["message"]["content"] == native.text
+    log.assert_clean()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_each_response_format_is_followed_streamed_or_not(smollm2_page):
+    page, log = smollm2_page
+    base = {"messages": PERSON_PROMPT, "max_tokens": 48, "temperature": 0}
+    obj = page.evaluate(CREATE_JS, {**base, "response_format": {"type": "json_object"}})["choices"][0]
+    assert isinstance(json.loads(obj["message"]["content"]), dict)
+
+    yes_no = page.evaluate(
+        CREATE_JS,
+        {
+            **base,
+            "messages": [{"role": "user", "content": "Is the sky blue?"}],
+            "response_format": {"type": "grammar", "grammar": YES_NO},
+        },
+    )["choices"][0]
+    import re
+
+    assert re.fullmatch(r"(yes|no) because [a-z ]{1,40}\.", yes_no["message"]["content"]), yes_no
+
+    # Sampled (seeded), streamed: still valid; the same seed gives the same text unstreamed.
+    sampled = {
+        **base,
+        "temperature": 1.0,
+        "seed": 7,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON_SCHEMA}},
+    }
+    streamed = page.evaluate(
+        """async (request) => {
+        let text = "";
+        let last = null;
+        for await (const chunk of await window.engine.chat.completions.create({ ...request, stream: true })) {
+          text += chunk.choices[0].delta.content ?? "";
+          last = chunk;
+        }
+        return { text, finish: last.choices[0].finish_reason };
+      }""",
+        sampled,
+    )
+    assert streamed["finish"] == "stop"
+    check_person(json.loads(streamed["text"]))
+    assert page.evaluate(CREATE_JS, sampled)["choices"][0]["message"]["content"] == streamed["text"]
+
+    # "text" is free text: no grammar, no mask time.
+    free = page.evaluate(CREATE_JS, {**base, "max_tokens": 8, "response_format": {"type": "text"}})
+    assert "grammar_mask_ms" not in free["usage"]["extra"]
+    log.assert_clean()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_max_tokens_cut_says_length(smollm2_page):
+    page, log = smollm2_page
+    got = page.evaluate(
+        CREATE_JS,
+        {
+            "messages": PERSON_PROMPT,
+            "max_tokens": 5,
+            "temperature": 0,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON_SCHEMA}},
+        },
+    )["choices"][0]
+    assert got["finish_reason"] == "length" and len(got["token_ids"]) == 5
+    assert got["message"]["content"].startswith("{")
+    log.assert_clean()
+
+
+BAD_FORMATS = [
+    ({"type": "xml"}, "response_format.type must be one of"),
+    ("json", "response_format must be an object"),
+    ({"type": "json_schema"}, "response_format.json_schema must be an object"),
+    ({"type": "json_schema", "json_schema": {"schema": {}}}, "response_format.json_schema.name"),
+    ({"type": "json_schema", "json_schema": {"name": "x", "schema": [1]}}, "must be a JSON Schema object"),
+    ({"type": "json_schema", "json_schema": {"name": "x", "strict": "yes"}}, "strict must be a boolean"),
+    ({"type": "grammar", "grammar": ""}, "response_format.grammar must be a non-empty EBNF string"),
+]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_bad_response_formats_get_named_errors_and_the_engine_recovers(smollm2_page):
+    page, _ = smollm2_page
+    base = {"messages": PERSON_PROMPT, "max_tokens": 8, "temperature": 0}
+    for response_format, message in BAD_FORMATS:
+        err = page.evaluate(ERROR_JS, {**base, "response_format": response_format})
+        assert err and err["name"] == "InvalidRequestError" and message in err["message"], (response_format, err)
+
+    # Compiled in the worker: xgrammar's own reason comes back, with a fix.
+    ebnf = page.evaluate(ERROR_JS, {**base, "response_format": {"type": "grammar", "grammar": "root ::= "}})
+    assert ebnf["name"] == "InvalidRequestError" and "could not be compiled" in ebnf["message"]
+    assert "EBNF" in ebnf["message"] and "root" in ebnf["fix"]
+    ref = {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}
+    schema = page.evaluate(
+        ERROR_JS, {**base, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": ref}}}
+    )
+    assert schema["name"] == "InvalidRequestError" and "missing" in schema["message"], schema
+
+    # After xgrammar aborted twice, a valid request still works.
+    ok = page.evaluate(CREATE_JS, {**base, "max_tokens": 32, "response_format": {"type": "json_object"}})
+    assert ok["choices"][0]["finish_reason"] in ("stop", "length")
