@@ -123,7 +123,8 @@ def _load(src: Source, family: str | None) -> Loaded:
 
 
 def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, variants: list[str]) -> ModelEntry:
-    from exporter import preprocess_config, text_tokens, tokenizer_files, vision, vision_probe
+    from exporter import preprocess_config, tokenizer_files, vision, vision_probe
+    from runtime import text_tokens
 
     family, model = loaded.family, loaded.model
     max_length = vision.text_max_length(model, loaded.tokenizer.model_max_length)
@@ -209,7 +210,8 @@ def _export_files(
 
     Returns {variant: {tower: path}} (always with "fp32") and {variant: {tower: seconds}}.
     """
-    from exporter import text_tokens, vision
+    from exporter import vision
+    from runtime import text_tokens
 
     label = staging.model_id
     fp32 = {

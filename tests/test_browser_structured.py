@@ -193,7 +193,11 @@ def test_constrained_greedy_equals_python_onnxruntime_with_python_xgrammar(smoll
 def test_each_response_format_is_followed_streamed_or_not(smollm2_page):
     page, log = smollm2_page
     base = {"messages": PERSON_PROMPT, "max_tokens": 48, "temperature": 0}
-    obj = page.evaluate(CREATE_JS, {**base, "response_format": {"type": "json_object"}})["choices"][0]
+    short = [{"role": "user", "content": 'Answer in JSON: {"city": ...}. What is the capital of France?'}]
+    obj = page.evaluate(CREATE_JS, {**base, "messages": short, "response_format": {"type": "json_object"}})["choices"][
+        0
+    ]
+    assert obj["finish_reason"] == "stop", obj
     assert isinstance(json.loads(obj["message"]["content"]), dict)
 
     yes_no = page.evaluate(
@@ -288,3 +292,44 @@ def test_bad_response_formats_get_named_errors_and_the_engine_recovers(smollm2_p
     # After xgrammar aborted twice, a valid request still works.
     ok = page.evaluate(CREATE_JS, {**base, "max_tokens": 32, "response_format": {"type": "json_object"}})
     assert ok["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+# ---------------------------------------------------------------- FuDD's structured prompt: Python and TypeScript agree
+
+
+def test_fudd_schema_and_structured_parse_are_the_same_in_python_and_typescript():
+    from reference.fudd_prompt import FORMAT_CUT, FuddPrompt
+
+    prompt = FuddPrompt.load()
+    labels = ["bombay", 'maine "coon"']
+    answers = [
+        (
+            '[{"bombay": "black fur", "maine \\"coon\\"": "long shaggy fur"}, {"bombay": "black fur", '
+            '"maine \\"coon\\"": "long shaggy fur"}, {"bombay": "yellow skin", "maine \\"coon\\"": "tufted ears"}]'
+        ),
+        '[{"bombay": "copper eyes", "maine \\"coon\\"": "tuft',  # cut by max_new_tokens
+    ]
+    contract_file = Path(__file__).resolve().parent.parent / "contract" / "fudd_prompt.json"
+    got = run_engine_script(f"""
+import {{ readFileSync }} from "node:fs";
+import {{ FuddPrompt }} from "{ENGINE}/fudd/fudd.ts";
+const prompt = new FuddPrompt(JSON.parse(readFileSync({json.dumps(str(contract_file))}, "utf8")));
+const [a, b] = {json.dumps(labels)};
+print({{
+  schema: prompt.schema(a, b, 3),
+  messages: prompt.structuredMessages(a, b, 3),
+  parsed: {json.dumps(answers)}.map((t) => prompt.parseStructured(t, a, b, 3)),
+}});
+""")
+    a, b = labels
+    assert got["schema"] == prompt.schema(a, b, 3)
+    schema = json.loads(got["schema"])
+    assert schema["minItems"] == schema["maxItems"] == 3 and schema["items"]["required"] == [a, b]
+    assert got["messages"] == prompt.structured_messages(a, b, 3)
+    for answer, parsed in zip(answers, got["parsed"]):
+        expected = prompt.parse_structured(answer, a, b, 3)
+        assert parsed["pairs"] == [list(p) for p in expected.pairs]
+        assert parsed["rejected"] == [list(r) for r in expected.rejected]
+    first, cut = (prompt.parse_structured(t, a, b, 3) for t in answers)
+    assert first.pairs == [("black fur", "long shaggy fur")]  # a repeat and an example copy are content rejections
+    assert not first.format_failure and cut.format_failure and cut.rejected[0][1] == FORMAT_CUT
