@@ -333,3 +333,39 @@ print({{
     first, cut = (prompt.parse_structured(t, a, b, 3) for t in answers)
     assert first.pairs == [("black fur", "long shaggy fur")]  # a repeat and an example copy are content rejections
     assert not first.format_failure and cut.format_failure and cut.rejected[0][1] == FORMAT_CUT
+
+
+# ---------------------------------------------------------------- request fields: unsupported ones are named
+
+
+def test_unsupported_openai_fields_are_named_with_what_is_supported():
+    cases = {
+        "tools": {"tools": [{"type": "function", "function": {"name": "f"}}]},
+        "n2_and_stop": {"n": 2, "stop": ["\n"]},
+        "penalty": {"presence_penalty": 0.5},
+        "unknown": {"temprature": 0.5},
+        "bad_stream_options": {"stream_options": {"include_usage": "yes"}},
+        "no_ops": {"n": 1, "stop": [], "presence_penalty": 0, "logit_bias": {}, "tools": [], "tool_choice": "none"},
+        "stream_options": {"stream_options": {"include_usage": True}},
+    }
+    got = run_engine_script(f"""
+import {{ normalizeRequest }} from "{ENGINE}/llm/chat.ts";
+const invalid = (message, fix) => Object.assign(new Error(message), {{ fix }});
+const out = {{}};
+for (const [name, extra] of Object.entries({json.dumps(cases)})) {{
+  try {{
+    const params = normalizeRequest({{ messages: [{{ role: "user", content: "hi" }}], seed: 1, ...extra }}, invalid);
+    out[name] = {{ ok: true, grammar: params.grammar }};
+  }} catch (e) {{
+    out[name] = {{ ok: false, message: e.message, fix: e.fix ?? null }};
+  }}
+}}
+print(out);
+""")
+    assert got["tools"]["message"] == "unsupported request field: tools"
+    assert "supported: messages, stream" in got["tools"]["fix"] and "response_format" in got["tools"]["fix"]
+    assert got["n2_and_stop"]["message"] == "unsupported request fields: n, stop"
+    assert got["penalty"]["message"] == "unsupported request field: presence_penalty"
+    assert got["unknown"]["message"] == "unsupported request field: temprature"
+    assert "stream_options must be {include_usage: boolean}" in got["bad_stream_options"]["message"]
+    assert got["no_ops"] == {"ok": True, "grammar": None} and got["stream_options"]["ok"]

@@ -4,6 +4,7 @@
 // either runs here. Extensions, vLLM-style: `prompt_token_ids`, `choices[].token_ids`,
 // `token_id` in logprobs, and timings in `usage.extra` (as WebLLM reports them).
 
+import { checkStreamOptions, checkSupportedFields } from "./openai_params";
 import { grammarSpec, type GrammarSpec, type ResponseFormat } from "./response_format";
 
 export type ChatRole = "system" | "user" | "assistant";
@@ -30,6 +31,8 @@ export interface ChatCompletionRequest {
   top_logprobs?: number;
   /** Constrain the reply: {type: "json_object"}, {type: "json_schema", json_schema}, {type: "grammar", grammar}. */
   response_format?: ResponseFormat;
+  /** {include_usage}: accepted; the final chunk always carries usage. */
+  stream_options?: { include_usage?: boolean };
   /** Echoed only: the engine serves the model it loaded. */
   model?: string;
   /** Aborting stops generation in the worker; the call (or the stream) rejects with an AbortError. */
@@ -148,6 +151,8 @@ const MAX_TOP_LOGPROBS = 20;
 /** Checks a request and fills defaults; throws `invalid(message)` naming the bad field. */
 export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: string, fix?: string) => Error): GenerationParams {
   if (!req || !Array.isArray(req.messages) || req.messages.length === 0) throw invalid("messages must be a non-empty array");
+  checkSupportedFields(req, invalid);
+  checkStreamOptions(req.stream_options, invalid);
   for (const [i, m] of req.messages.entries()) {
     if (!m || !["system", "user", "assistant"].includes(m.role)) {
       throw invalid(`messages[${i}].role must be "system", "user" or "assistant"`);
