@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from reference.constrained import Grammars, constrained_greedy, encoded_vocab
 from reference.fudd_pairs import Pairs
 from reference.fudd_prompt import FuddPrompt, Parsed
 from reference.llm import ChatLLM
 from reference.vision import apply_template
+
+if TYPE_CHECKING:
+    from reference.constrained import Grammars
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ class LlmDescriber(Describer):
             generated = self.llm.generate(self.prompt.messages(a, b, self.n), self.prompt.max_new_tokens)
             parsed = self.prompt.parse(generated.text, a, b, self.n)
         else:
+            from reference.constrained import constrained_greedy  # xgrammar loads torch: only when asked
+
             spec = {"kind": "json_schema", "schema": self.prompt.schema(a, b, self.n)}
             messages = self.prompt.structured_messages(a, b, self.n)
             generated = constrained_greedy(
@@ -118,5 +123,7 @@ class LlmDescriber(Describer):
 
 def structured_grammars(llm: ChatLLM) -> Grammars:
     """The chat model's vocabulary and stop tokens as xgrammar sees them (as the browser builds them)."""
+    from reference.constrained import Grammars, encoded_vocab  # xgrammar loads torch: only when asked
+
     vocab = encoded_vocab(llm.folder / "tokenizer.json", llm.entry.llm.vocab_size)  # type: ignore[union-attr]
     return Grammars(vocab, sorted(llm.stop_ids))

@@ -235,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--structured",
         action="store_true",
-        help="constrain the LLM's answer to the JSON schema of contract/fudd_prompt.json's `structured` (xgrammar)",
+        help="constrain the LLM's answer to the JSON schema of contract/fudd_prompt.json's `structured` "
+        "(Python xgrammar, which loads torch)",
     )
     parser.add_argument("--save-descriptions", type=Path, help="write the descriptions used, in FuDD's pairwise format")
     parser.add_argument("--json", type=Path, help="also write the report as JSON")

@@ -341,7 +341,9 @@ print({{
 def test_unsupported_openai_fields_are_named_with_what_is_supported():
     cases = {
         "tools": {"tools": [{"type": "function", "function": {"name": "f"}}]},
-        "n2_and_stop": {"n": 2, "stop": ["\n"]},
+        "n2_and_penalty": {"n": 2, "frequency_penalty": 1},
+        "stop_too_many": {"stop": ["a", "b", "c", "d", "e"]},
+        "stop_empty": {"stop": [""]},
         "penalty": {"presence_penalty": 0.5},
         "unknown": {"temprature": 0.5},
         "bad_stream_options": {"stream_options": {"include_usage": "yes"}},
@@ -364,8 +366,58 @@ print(out);
 """)
     assert got["tools"]["message"] == "unsupported request field: tools"
     assert "supported: messages, stream" in got["tools"]["fix"] and "response_format" in got["tools"]["fix"]
-    assert got["n2_and_stop"]["message"] == "unsupported request fields: n, stop"
+    assert got["n2_and_penalty"]["message"] == "unsupported request fields: n, frequency_penalty"
+    assert "stop must be a non-empty string or a list of at most 4" in got["stop_too_many"]["message"]
+    assert "stop must be" in got["stop_empty"]["message"]
     assert got["penalty"]["message"] == "unsupported request field: presence_penalty"
     assert got["unknown"]["message"] == "unsupported request field: temprature"
     assert "stream_options must be {include_usage: boolean}" in got["bad_stream_options"]["message"]
     assert got["no_ops"] == {"ok": True, "grammar": None} and got["stream_options"]["ok"]
+
+
+def test_stop_strings_never_show_part_of_a_stop_string_and_cut_before_the_first():
+    got = run_engine_script(f"""
+import {{ StopStrings }} from "{ENGINE}/llm/stop_strings.ts";
+const run = (stops, pieces) => {{
+  const s = new StopStrings(stops);
+  const shown = pieces.map((p) => s.push(p));
+  return {{ shown, tail: s.flush(), stopped: s.stopped }};
+}};
+print({{
+  cut: run(["END", "\\n\\n"], ["Hello E", "N", "D and more"]),
+  false_start: run(["END"], ["Hello E", "x", "N"]),
+  earliest: run(["b", "a"], ["xxab"]),
+  none: run(["zz"], ["abc", "z"]),
+}});
+""")
+    assert got["cut"] == {"shown": ["Hello ", "", ""], "tail": "", "stopped": True}
+    assert got["false_start"] == {"shown": ["Hello ", "Ex", "N"], "tail": "", "stopped": False}
+    assert got["earliest"] == {"shown": ["xx"], "tail": "", "stopped": True}
+    assert got["none"] == {"shown": ["abc", ""], "tail": "z", "stopped": False}
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_stop_strings_end_the_reply_streamed_or_not(smollm2_page):
+    page, log = smollm2_page
+    base = {
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "max_tokens": 24,
+        "temperature": 0,
+    }
+    free = page.evaluate(CREATE_JS, base)["choices"][0]["message"]["content"]
+    stop = "Paris" if "Paris" in free else free.split()[2]
+    cut = page.evaluate(CREATE_JS, {**base, "stop": ["zzzz", stop]})["choices"][0]
+    assert cut["finish_reason"] == "stop" and cut["message"]["content"] == free[: free.index(stop)]
+    streamed = page.evaluate(
+        """async (request) => {
+        let text = "";
+        for await (const c of await window.engine.chat.completions.create({ ...request, stream: true })) {
+          text += c.choices[0].delta.content ?? "";
+        }
+        return text;
+      }""",
+        {**base, "stop": stop},
+    )
+    assert streamed == cut["message"]["content"]
+    log.assert_clean()

@@ -112,7 +112,8 @@ export async function makeDescriber(prompt: FuddPrompt, chat: ChatModel | null, 
   const generate: Generate = async (messages, maxNewTokens, grammar) => {
     // The prompt file's roles are system/user/assistant.
     const params = { messages: messages as ChatMessage[], max_tokens: maxNewTokens,
-      temperature: prompt.data.generation.temperature, top_p: 1, seed: 0, top_logprobs: -1, grammar: grammar ?? null };
+      temperature: prompt.data.generation.temperature, top_p: 1, seed: 0, top_logprobs: -1, grammar: grammar ?? null,
+      stop: [] };
     const result = await chat.generate(params, () => undefined, () => false);
     return { text: result.text, tokenIds: result.tokenIds };
   };

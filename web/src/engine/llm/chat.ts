@@ -5,6 +5,7 @@
 // `token_id` in logprobs, and timings in `usage.extra` (as WebLLM reports them).
 
 import { checkStreamOptions, checkSupportedFields } from "./openai_params";
+import { MAX_STOP_STRINGS } from "./stop_strings";
 import { grammarSpec, type GrammarSpec, type ResponseFormat } from "./response_format";
 
 export type ChatRole = "system" | "user" | "assistant";
@@ -31,6 +32,8 @@ export interface ChatCompletionRequest {
   top_logprobs?: number;
   /** Constrain the reply: {type: "json_object"}, {type: "json_schema", json_schema}, {type: "grammar", grammar}. */
   response_format?: ResponseFormat;
+  /** Up to 4 strings: the reply ends just before the first one generated (finish_reason "stop"). */
+  stop?: string | string[] | null;
   /** {include_usage}: accepted; the final chunk always carries usage. */
   stream_options?: { include_usage?: boolean };
   /** Echoed only: the engine serves the model it loaded. */
@@ -50,6 +53,8 @@ export interface GenerationParams {
   top_logprobs: number;
   /** The grammar the reply must follow (response_format), or null for free text. */
   grammar: GrammarSpec | null;
+  /** Stop strings (may be empty). */
+  stop: string[];
 }
 
 export type FinishReason = "stop" | "length";
@@ -174,7 +179,11 @@ export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: 
   if (req.top_logprobs !== undefined && !req.logprobs) throw invalid("top_logprobs needs logprobs: true");
   const messages = req.messages.map((m) => ({ role: m.role, content: m.content }));
   const grammar = grammarSpec(req.response_format, invalid);
-  return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1, grammar };
+  const stop = req.stop === undefined || req.stop === null ? [] : typeof req.stop === "string" ? [req.stop] : req.stop;
+  if (!Array.isArray(stop) || stop.length > MAX_STOP_STRINGS || stop.some((s) => typeof s !== "string" || s === "")) {
+    throw invalid(`stop must be a non-empty string or a list of at most ${MAX_STOP_STRINGS}, got ${JSON.stringify(req.stop)}`);
+  }
+  return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1, grammar, stop };
 }
 
 function abortError(): DOMException {

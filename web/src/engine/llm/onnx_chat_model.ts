@@ -15,6 +15,7 @@ import { ChatTokenizer, type TokenizerConfig } from "./chat_tokenizer";
 import { createDecoderSession, kvSpec, logitsRow, releaseGpu, type KvSpec } from "./decoder_session";
 import { logSoftmax, SeededRandom, sampleToken, topIndices } from "./sampling";
 import { TextStreamer } from "./streamer";
+import { StopStrings } from "./stop_strings";
 import { encodedVocab, GrammarCompilers } from "./grammar";
 
 export interface ChatModelInfo {
@@ -166,6 +167,9 @@ export class OnnxChatModel implements ChatModel {
     const maxNew = Math.min(params.max_tokens, room);
     const rng = new SeededRandom(params.seed);
     const streamer = new TextStreamer((ids) => this.tokenizer.decode(ids));
+    const stopStrings = new StopStrings(params.stop);
+    let shown = ""; // the deltas so far
+    let endedOnStopToken = false;
     const hasPositions = this.session.inputNames.includes("position_ids");
     const constraint = params.grammar ? await this.grammars.matcher(params.grammar) : null;
 
@@ -215,10 +219,11 @@ export class OnnxChatModel implements ChatModel {
         if (tokenIds.length === 1) prefillMs = elapsed;
         else decodeMs += elapsed;
 
-        const stop = this.stopIds.has(token);
-        const delta = stop ? "" : streamer.push(token);
+        endedOnStopToken = this.stopIds.has(token);
+        const delta = endedOnStopToken ? "" : stopStrings.push(streamer.push(token));
+        shown += delta;
         onEvent({ delta, tokenIds: [token], logprobs: this.logprobs(logits, token, params.top_logprobs) });
-        if (stop) {
+        if (endedOnStopToken || stopStrings.stopped) {
           finishReason = "stop";
           break;
         }
@@ -228,12 +233,14 @@ export class OnnxChatModel implements ChatModel {
       releaseGpu(past);
       constraint?.dispose();
     }
-    const tail = streamer.flush();
+    const tail = stopStrings.push(streamer.flush()) + stopStrings.flush();
+    shown += tail;
     if (tail) onEvent({ delta: tail, tokenIds: [] });
-    const textIds = finishReason === "stop" ? tokenIds.slice(0, -1) : tokenIds;
+    const textIds = endedOnStopToken ? tokenIds.slice(0, -1) : tokenIds;
     const decodeTokens = tokenIds.length - 1;
     return {
-      text: this.tokenizer.decode(textIds),
+      // With stop strings the reply ends before the first one: exactly the text streamed.
+      text: params.stop.length > 0 ? shown : this.tokenizer.decode(textIds),
       finishReason,
       promptTokenIds: promptIds,
       tokenIds,

@@ -125,6 +125,7 @@ export class WebLlmChatModel implements ChatModel {
       seed: params.seed,
       ...(wantLogprobs && { logprobs: true, top_logprobs: params.top_logprobs }),
       ...(params.grammar && { response_format: webLlmResponseFormat(params.grammar) }),
+      ...(params.stop.length > 0 && { stop: params.stop }),
     });
     let text = "";
     let finishReason: GenerationResult["finishReason"] = "stop";
