@@ -341,13 +341,16 @@ print({{
 def test_unsupported_openai_fields_are_named_with_what_is_supported():
     cases = {
         "tools": {"tools": [{"type": "function", "function": {"name": "f"}}]},
-        "n2_and_penalty": {"n": 2, "frequency_penalty": 1},
+        "n2_and_tool_choice": {"n": 2, "tool_choice": "auto"},
+        "penalty_range": {"frequency_penalty": 3},
+        "bias_key": {"logit_bias": {"x": 1}},
+        "bias_range": {"logit_bias": {"5": -101}},
         "stop_too_many": {"stop": ["a", "b", "c", "d", "e"]},
         "stop_empty": {"stop": [""]},
-        "penalty": {"presence_penalty": 0.5},
         "unknown": {"temprature": 0.5},
         "bad_stream_options": {"stream_options": {"include_usage": "yes"}},
         "no_ops": {"n": 1, "stop": [], "presence_penalty": 0, "logit_bias": {}, "tools": [], "tool_choice": "none"},
+        "adjust": {"logit_bias": {"7": -100, "9": 2.5}, "presence_penalty": 0.5, "frequency_penalty": -1},
         "stream_options": {"stream_options": {"include_usage": True}},
     }
     got = run_engine_script(f"""
@@ -357,7 +360,7 @@ const out = {{}};
 for (const [name, extra] of Object.entries({json.dumps(cases)})) {{
   try {{
     const params = normalizeRequest({{ messages: [{{ role: "user", content: "hi" }}], seed: 1, ...extra }}, invalid);
-    out[name] = {{ ok: true, grammar: params.grammar }};
+    out[name] = {{ ok: true, grammar: params.grammar, adjust: params.adjust }};
   }} catch (e) {{
     out[name] = {{ ok: false, message: e.message, fix: e.fix ?? null }};
   }}
@@ -366,13 +369,28 @@ print(out);
 """)
     assert got["tools"]["message"] == "unsupported request field: tools"
     assert "supported: messages, stream" in got["tools"]["fix"] and "response_format" in got["tools"]["fix"]
-    assert got["n2_and_penalty"]["message"] == "unsupported request fields: n, frequency_penalty"
+    assert got["n2_and_tool_choice"]["message"] == "unsupported request fields: n, tool_choice"
+    assert "frequency_penalty must be a number in [-2, 2]" in got["penalty_range"]["message"]
+    assert "logit_bias keys must be token ids" in got["bias_key"]["message"]
+    assert "logit_bias[5] must be a number in [-100, 100]" in got["bias_range"]["message"]
+    adjust = {"logitBias": [[7, -100], [9, 2.5]], "presencePenalty": 0.5, "frequencyPenalty": -1}
+    assert got["adjust"]["adjust"] == adjust
     assert "stop must be a non-empty string or a list of at most 4" in got["stop_too_many"]["message"]
     assert "stop must be" in got["stop_empty"]["message"]
-    assert got["penalty"]["message"] == "unsupported request field: presence_penalty"
     assert got["unknown"]["message"] == "unsupported request field: temprature"
     assert "stream_options must be {include_usage: boolean}" in got["bad_stream_options"]["message"]
-    assert got["no_ops"] == {"ok": True, "grammar": None} and got["stream_options"]["ok"]
+    assert got["no_ops"]["ok"] and got["no_ops"]["grammar"] is None and got["stream_options"]["ok"]
+
+
+def test_logit_bias_and_penalties_follow_openais_formula():
+    logits = [1.0, 2.0, 3.0, 4.0]
+    got = run_engine_script(f"""
+import {{ adjustLogits }} from "{ENGINE}/llm/logit_adjust.ts";
+const adjust = {{ logitBias: [[3, -100], [0, 5]], presencePenalty: 0.5, frequencyPenalty: 0.25 }};
+print(Array.from(adjustLogits(Float32Array.from({logits}), adjust, new Map([[1, 2], [2, 1]]))));
+""")
+    # token 1 generated twice, token 2 once: logit - 0.5 - 0.25 * count
+    assert got == pytest.approx([6.0, 2.0 - 0.5 - 0.5, 3.0 - 0.5 - 0.25, -96.0])
 
 
 def test_stop_strings_never_show_part_of_a_stop_string_and_cut_before_the_first():
@@ -420,4 +438,25 @@ def test_stop_strings_end_the_reply_streamed_or_not(smollm2_page):
         {**base, "stop": stop},
     )
     assert streamed == cut["message"]["content"]
+    log.assert_clean()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_logit_bias_bans_the_greedy_token_and_the_runner_up_follows(smollm2_page):
+    page, log = smollm2_page
+    base = {
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "max_tokens": 1,
+        "temperature": 0,
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    first = page.evaluate(CREATE_JS, base)["choices"][0]["logprobs"]["content"][0]
+    best, runner_up = (t["token_id"] for t in first["top_logprobs"])
+    assert first["token_id"] == best
+    banned = page.evaluate(CREATE_JS, {**base, "logit_bias": {str(best): -100}})["choices"][0]
+    assert banned["token_ids"] == [runner_up]
+    # Reported log-probabilities stay the model's own (before bias): the same as unbiased.
+    assert banned["logprobs"]["content"][0]["logprob"] == pytest.approx(first["top_logprobs"][1]["logprob"], abs=1e-6)
     log.assert_clean()

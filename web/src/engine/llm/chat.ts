@@ -6,6 +6,7 @@
 
 import { checkStreamOptions, checkSupportedFields } from "./openai_params";
 import { MAX_STOP_STRINGS } from "./stop_strings";
+import { logitAdjustments, type LogitAdjustments } from "./logit_adjust";
 import { grammarSpec, type GrammarSpec, type ResponseFormat } from "./response_format";
 
 export type ChatRole = "system" | "user" | "assistant";
@@ -34,6 +35,12 @@ export interface ChatCompletionRequest {
   response_format?: ResponseFormat;
   /** Up to 4 strings: the reply ends just before the first one generated (finish_reason "stop"). */
   stop?: string | string[] | null;
+  /** token id -> bias in [-100, 100], added to its logit (-100 bans it in practice). */
+  logit_bias?: Record<string, number>;
+  /** In [-2, 2]: subtracted from the logit of every token already generated. */
+  presence_penalty?: number;
+  /** In [-2, 2]: times how often a token was generated, subtracted from its logit. */
+  frequency_penalty?: number;
   /** {include_usage}: accepted; the final chunk always carries usage. */
   stream_options?: { include_usage?: boolean };
   /** Echoed only: the engine serves the model it loaded. */
@@ -55,6 +62,8 @@ export interface GenerationParams {
   grammar: GrammarSpec | null;
   /** Stop strings (may be empty). */
   stop: string[];
+  /** logit_bias, presence_penalty, frequency_penalty */
+  adjust: LogitAdjustments;
 }
 
 export type FinishReason = "stop" | "length";
@@ -183,7 +192,8 @@ export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: 
   if (!Array.isArray(stop) || stop.length > MAX_STOP_STRINGS || stop.some((s) => typeof s !== "string" || s === "")) {
     throw invalid(`stop must be a non-empty string or a list of at most ${MAX_STOP_STRINGS}, got ${JSON.stringify(req.stop)}`);
   }
-  return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1, grammar, stop };
+  const adjust = logitAdjustments(req, invalid);
+  return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1, grammar, stop, adjust };
 }
 
 function abortError(): DOMException {

@@ -16,6 +16,7 @@ import { createDecoderSession, kvSpec, logitsRow, releaseGpu, type KvSpec } from
 import { logSoftmax, SeededRandom, sampleToken, topIndices } from "./sampling";
 import { TextStreamer } from "./streamer";
 import { StopStrings } from "./stop_strings";
+import { adjustLogits, hasAdjustments } from "./logit_adjust";
 import { encodedVocab, GrammarCompilers } from "./grammar";
 
 export interface ChatModelInfo {
@@ -170,6 +171,8 @@ export class OnnxChatModel implements ChatModel {
     const stopStrings = new StopStrings(params.stop);
     let shown = ""; // the deltas so far
     let endedOnStopToken = false;
+    const adjusting = hasAdjustments(params.adjust);
+    const counts = new Map<number, number>(); // generated token id -> times (penalties)
     const hasPositions = this.session.inputNames.includes("position_ids");
     const constraint = params.grammar ? await this.grammars.matcher(params.grammar) : null;
 
@@ -205,9 +208,11 @@ export class OnnxChatModel implements ChatModel {
             this.runtime.name === "webgpu" ? "retry with the WASM runtime" : "reload the model");
         }
         const logits = logitsRow(outputs.logits!, n - 1); // [vocab]
-        const allowed = constraint ? await constraint.mask(logits) : logits; // [vocab], forbidden at -Infinity
+        const adjusted = adjusting ? adjustLogits(logits, params.adjust, counts) : logits; // [vocab]
+        const allowed = constraint ? await constraint.mask(adjusted) : adjusted; // forbidden at -Infinity
         const token = sampleToken(allowed, params.temperature, params.top_p, rng);
         constraint?.accept(token);
+        counts.set(token, (counts.get(token) ?? 0) + 1);
         const next = new Map<string, Ort.Tensor>();
         for (const [pastName, presentName] of this.kv.pastToPresent) next.set(pastName, outputs[presentName]!);
         releaseGpu(past);

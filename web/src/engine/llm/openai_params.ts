@@ -5,15 +5,12 @@
 /** Fields honoured as OpenAI defines them, plus `signal` (abort) and the echoed `model`. */
 export const SUPPORTED_FIELDS = [
   "messages", "stream", "stream_options", "max_tokens", "temperature", "top_p", "seed", "logprobs", "top_logprobs",
-  "response_format", "stop", "model", "signal",
+  "response_format", "stop", "logit_bias", "presence_penalty", "frequency_penalty", "model", "signal",
 ] as const;
 
 /** Fields accepted only at the value that changes nothing (OpenAI's default). */
 const DEFAULT_ONLY: Record<string, (value: unknown) => boolean> = {
   n: (v) => v === 1,
-  presence_penalty: (v) => v === 0,
-  frequency_penalty: (v) => v === 0,
-  logit_bias: (v) => v === null || (typeof v === "object" && Object.keys(v as object).length === 0),
   tools: (v) => v === null || (Array.isArray(v) && v.length === 0),
   tool_choice: (v) => v === "none",
 };
@@ -27,7 +24,7 @@ export function checkSupportedFields(request: object, invalid: (message: string,
   if (unsupported.length === 0) return;
   throw invalid(`unsupported request field${unsupported.length > 1 ? "s" : ""}: ${unsupported.join(", ")}`,
     `remove ${unsupported.length > 1 ? "them" : "it"}; supported: ${SUPPORTED_FIELDS.join(", ")}`
-      + ` (n: 1, presence_penalty/frequency_penalty: 0, logit_bias: {}, tools: [], tool_choice: "none"`
+      + ` (n: 1, tools: [], tool_choice: "none"`
       + " are accepted as no-ops)");
 }
 

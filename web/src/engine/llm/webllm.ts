@@ -126,6 +126,9 @@ export class WebLlmChatModel implements ChatModel {
       ...(wantLogprobs && { logprobs: true, top_logprobs: params.top_logprobs }),
       ...(params.grammar && { response_format: webLlmResponseFormat(params.grammar) }),
       ...(params.stop.length > 0 && { stop: params.stop }),
+      ...(params.adjust.logitBias.length > 0 && { logit_bias: Object.fromEntries(params.adjust.logitBias.map(([id, b]) => [String(id), b])) }),
+      presence_penalty: params.adjust.presencePenalty,
+      frequency_penalty: params.adjust.frequencyPenalty,
     });
     let text = "";
     let finishReason: GenerationResult["finishReason"] = "stop";
