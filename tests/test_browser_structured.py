@@ -340,8 +340,8 @@ print({{
 
 def test_unsupported_openai_fields_are_named_with_what_is_supported():
     cases = {
-        "tools": {"tools": [{"type": "function", "function": {"name": "f"}}]},
-        "n2_and_tool_choice": {"n": 2, "tool_choice": "auto"},
+        "tools": {"functions": [{"name": "f"}]},  # the pre-tools spelling
+        "n2_and_user": {"n": 2, "user": "me"},
         "penalty_range": {"frequency_penalty": 3},
         "bias_key": {"logit_bias": {"x": 1}},
         "bias_range": {"logit_bias": {"5": -101}},
@@ -367,9 +367,9 @@ for (const [name, extra] of Object.entries({json.dumps(cases)})) {{
 }}
 print(out);
 """)
-    assert got["tools"]["message"] == "unsupported request field: tools"
+    assert got["tools"]["message"] == "unsupported request field: functions"
     assert "supported: messages, stream" in got["tools"]["fix"] and "response_format" in got["tools"]["fix"]
-    assert got["n2_and_tool_choice"]["message"] == "unsupported request fields: n, tool_choice"
+    assert got["n2_and_user"]["message"] == "unsupported request fields: n, user"
     assert "frequency_penalty must be a number in [-2, 2]" in got["penalty_range"]["message"]
     assert "logit_bias keys must be token ids" in got["bias_key"]["message"]
     assert "logit_bias[5] must be a number in [-100, 100]" in got["bias_range"]["message"]
@@ -459,4 +459,101 @@ def test_logit_bias_bans_the_greedy_token_and_the_runner_up_follows(smollm2_page
     assert banned["token_ids"] == [runner_up]
     # Reported log-probabilities stay the model's own (before bias): the same as unbiased.
     assert banned["logprobs"]["content"][0]["logprob"] == pytest.approx(first["top_logprobs"][1]["logprob"], abs=1e-6)
+    log.assert_clean()
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 30}, "unit": {"enum": ["C", "F"]}},
+            "required": ["city", "unit"],
+            "additionalProperties": False,
+        },
+    },
+}
+TIME = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+
+
+def test_tool_requests_build_a_schema_from_the_definitions_and_name_their_errors():
+    cases = {
+        "required": {"tools": [WEATHER, TIME], "tool_choice": "required"},
+        "named": {"tools": [WEATHER, TIME], "tool_choice": {"type": "function", "function": {"name": "get_time"}}},
+        "none": {"tools": [WEATHER], "tool_choice": "none"},
+        "auto": {"tools": [WEATHER], "tool_choice": "auto"},
+        "unknown": {"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+        "stream": {"tools": [WEATHER], "stream": True},
+        "bad_tool": {"tools": [{"type": "function", "function": {"name": "has space"}}]},
+        "choice_without_tools": {"tool_choice": "required"},
+    }
+    got = run_engine_script(f"""
+import {{ normalizeRequest }} from "{ENGINE}/llm/chat.ts";
+const invalid = (message, fix) => Object.assign(new Error(message), {{ fix }});
+const out = {{}};
+for (const [name, extra] of Object.entries({json.dumps(cases)})) {{
+  try {{
+    const p = normalizeRequest({{ messages: [{{ role: "user", content: "hi" }}], seed: 1, ...extra }}, invalid);
+    out[name] = {{ ok: true, grammar: p.grammar, toolCall: p.toolCall, messages: p.messages }};
+  }} catch (e) {{
+    out[name] = {{ ok: false, message: e.message, fix: e.fix ?? null }};
+  }}
+}}
+print(out);
+""")
+    required = got["required"]
+    assert required["toolCall"] and required["grammar"]["kind"] == "json_schema"
+    schema = json.loads(required["grammar"]["schema"])
+    assert [o["properties"]["name"]["const"] for o in schema["anyOf"]] == ["get_weather", "get_time"]
+    assert schema["anyOf"][0]["properties"]["arguments"] == WEATHER["function"]["parameters"]
+    system = required["messages"][0]
+    assert (
+        system["role"] == "system" and "get_weather" in system["content"] and required["messages"][1]["content"] == "hi"
+    )
+    named = json.loads(got["named"]["grammar"]["schema"])
+    assert named["properties"]["name"] == {"const": "get_time"}
+    assert got["none"]["ok"] and not got["none"]["toolCall"] and got["none"]["grammar"] is None
+    assert 'tool_choice "auto" is not supported' in got["auto"]["message"] and "required" in got["auto"]["fix"]
+    assert (
+        '"nope", which is not among the tools' in got["unknown"]["message"] and "get_weather" in got["unknown"]["fix"]
+    )
+    assert "tools cannot be streamed" in got["stream"]["message"]
+    assert "tools[0] must be" in got["bad_tool"]["message"]
+    assert "tool_choice needs tools" in got["choice_without_tools"]["message"]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_tool_calls_come_back_in_the_openai_shape(smollm2_page):
+    page, log = smollm2_page
+    got = page.evaluate(
+        CREATE_JS,
+        {
+            "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+            "tools": [WEATHER, TIME],
+            "tool_choice": "required",
+            "max_tokens": 64,
+            "temperature": 0,
+        },
+    )["choices"][0]
+    assert got["finish_reason"] == "tool_calls" and got["message"]["content"] is None, got
+    (call,) = got["message"]["tool_calls"]
+    assert call["type"] == "function" and call["id"].startswith("call_")
+    name, args = call["function"]["name"], json.loads(call["function"]["arguments"])
+    assert name in ("get_weather", "get_time")
+    if name == "get_weather":
+        assert set(args) == {"city", "unit"} and args["unit"] in ("C", "F") and len(args["city"]) <= 30
+    named = page.evaluate(
+        CREATE_JS,
+        {
+            "messages": [{"role": "user", "content": "What time is it?"}],
+            "tools": [WEATHER, TIME],
+            "tool_choice": {"type": "function", "function": {"name": "get_time"}},
+            "max_tokens": 32,
+            "temperature": 0,
+        },
+    )["choices"][0]
+    assert named["message"]["tool_calls"][0]["function"] == {"name": "get_time", "arguments": "{}"}, named
     log.assert_clean()

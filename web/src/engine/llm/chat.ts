@@ -7,6 +7,7 @@
 import { checkStreamOptions, checkSupportedFields } from "./openai_params";
 import { MAX_STOP_STRINGS } from "./stop_strings";
 import { logitAdjustments, type LogitAdjustments } from "./logit_adjust";
+import { toolPlan, toToolCall, type ToolCall, type ToolChoice, type ToolDefinition } from "./tools";
 import { grammarSpec, type GrammarSpec, type ResponseFormat } from "./response_format";
 
 export type ChatRole = "system" | "user" | "assistant";
@@ -41,6 +42,10 @@ export interface ChatCompletionRequest {
   presence_penalty?: number;
   /** In [-2, 2]: times how often a token was generated, subtracted from its logit. */
   frequency_penalty?: number;
+  /** Functions the model may call; the call is generated under a schema built from them. */
+  tools?: ToolDefinition[];
+  /** "none" | "required" | {type: "function", function: {name}}; default "required" with tools ("auto" is refused). */
+  tool_choice?: ToolChoice;
   /** {include_usage}: accepted; the final chunk always carries usage. */
   stream_options?: { include_usage?: boolean };
   /** Echoed only: the engine serves the model it loaded. */
@@ -64,9 +69,11 @@ export interface GenerationParams {
   stop: string[];
   /** logit_bias, presence_penalty, frequency_penalty */
   adjust: LogitAdjustments;
+  /** The reply is a tool call (the grammar is the tools' schema). */
+  toolCall: boolean;
 }
 
-export type FinishReason = "stop" | "length";
+export type FinishReason = "stop" | "length" | "tool_calls";
 
 export interface UsageExtra {
   /** Which engine produced the tokens, e.g. "onnxruntime-web wasm, 2 threads, variant q8". */
@@ -106,7 +113,7 @@ export interface ChatCompletion {
   prompt_token_ids: number[];
   choices: Array<{
     index: number;
-    message: { role: "assistant"; content: string };
+    message: { role: "assistant"; content: string | null; tool_calls?: ToolCall[] };
     finish_reason: FinishReason;
     token_ids: number[];
     logprobs: { content: TokenLogprob[] } | null;
@@ -186,14 +193,17 @@ export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: 
     throw invalid(`top_logprobs must be an integer in [0, ${MAX_TOP_LOGPROBS}], got ${top}`);
   }
   if (req.top_logprobs !== undefined && !req.logprobs) throw invalid("top_logprobs needs logprobs: true");
-  const messages = req.messages.map((m) => ({ role: m.role, content: m.content }));
-  const grammar = grammarSpec(req.response_format, invalid);
+  const asked = req.messages.map((m) => ({ role: m.role, content: m.content }));
+  const tools = toolPlan(req, asked, invalid);
+  const messages = tools?.messages ?? asked;
+  const grammar = tools?.grammar ?? grammarSpec(req.response_format, invalid);
   const stop = req.stop === undefined || req.stop === null ? [] : typeof req.stop === "string" ? [req.stop] : req.stop;
   if (!Array.isArray(stop) || stop.length > MAX_STOP_STRINGS || stop.some((s) => typeof s !== "string" || s === "")) {
     throw invalid(`stop must be a non-empty string or a list of at most ${MAX_STOP_STRINGS}, got ${JSON.stringify(req.stop)}`);
   }
   const adjust = logitAdjustments(req, invalid);
-  return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1, grammar, stop, adjust };
+  return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1, grammar, stop, adjust,
+    toolCall: tools !== null };
 }
 
 function abortError(): DOMException {
@@ -227,14 +237,15 @@ export class ChatCompletions {
     request.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const result = await run.result;
+      const call = params.toolCall && result.finishReason === "stop" ? toToolCall(result.text) : null;
       return {
         ...meta,
         object: "chat.completion",
         prompt_token_ids: result.promptTokenIds,
         choices: [{
           index: 0,
-          message: { role: "assistant", content: result.text },
-          finish_reason: result.finishReason,
+          message: call ? { role: "assistant", content: null, tool_calls: [call] } : { role: "assistant", content: result.text },
+          finish_reason: call ? "tool_calls" : result.finishReason,
           token_ids: result.tokenIds,
           logprobs: params.top_logprobs >= 0 ? { content: logprobs } : null,
         }],

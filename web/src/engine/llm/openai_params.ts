@@ -5,14 +5,13 @@
 /** Fields honoured as OpenAI defines them, plus `signal` (abort) and the echoed `model`. */
 export const SUPPORTED_FIELDS = [
   "messages", "stream", "stream_options", "max_tokens", "temperature", "top_p", "seed", "logprobs", "top_logprobs",
-  "response_format", "stop", "logit_bias", "presence_penalty", "frequency_penalty", "model", "signal",
+  "response_format", "stop", "logit_bias", "presence_penalty", "frequency_penalty", "tools", "tool_choice",
+  "model", "signal",
 ] as const;
 
 /** Fields accepted only at the value that changes nothing (OpenAI's default). */
 const DEFAULT_ONLY: Record<string, (value: unknown) => boolean> = {
   n: (v) => v === 1,
-  tools: (v) => v === null || (Array.isArray(v) && v.length === 0),
-  tool_choice: (v) => v === "none",
 };
 
 /** Throws `invalid(message, fix)` for the first request field the engine would not honour. */
@@ -24,8 +23,7 @@ export function checkSupportedFields(request: object, invalid: (message: string,
   if (unsupported.length === 0) return;
   throw invalid(`unsupported request field${unsupported.length > 1 ? "s" : ""}: ${unsupported.join(", ")}`,
     `remove ${unsupported.length > 1 ? "them" : "it"}; supported: ${SUPPORTED_FIELDS.join(", ")}`
-      + ` (n: 1, tools: [], tool_choice: "none"`
-      + " are accepted as no-ops)");
+      + " (n: 1 is accepted as a no-op)");
 }
 
 /** `stream_options`: {include_usage?: boolean}; usage always comes on the final chunk here. */
