@@ -17,6 +17,8 @@ export const JSON_SEPARATORS: [string, string] = [", ", ": "];
 let xgrammarModule: Promise<XgrammarModule> | null = null;
 /** The last "[FATAL] ..." line xgrammar printed: its WASM aborts with a bare "Aborted()" error. */
 let lastFatal = "";
+/** While compiling: xgrammar's failure lines become the thrown error's message, not console noise. */
+let compiling = false;
 
 function loadXgrammar(): Promise<XgrammarModule> {
   xgrammarModule ??= (async () => {
@@ -24,7 +26,8 @@ function loadXgrammar(): Promise<XgrammarModule> {
     const print = console.error.bind(console);
     console.error = (...args: unknown[]) => {
       const line = args.map(String).join(" ");
-      if (line.startsWith("[FATAL]")) lastFatal = line.replace(/^\[FATAL\] \S+: /, "");
+      if (compiling && line.startsWith("[FATAL]")) lastFatal = line.replace(/^\[FATAL\] \S+: /, "");
+      if (compiling && (line.startsWith("[FATAL]") || line.startsWith("Aborted("))) return;
       print(...args);
     };
     // A UMD bundle: bundlers wrap it as CommonJS (named exports, or all under `default`); loaded
@@ -82,6 +85,7 @@ export class GrammarCompilers {
     const xgr = await loadXgrammar();
     const compiler = await this.compilerFor(xgr);
     lastFatal = "";
+    compiling = true;
     try {
       if (spec.kind === "any_json") return await compiler.compileBuiltinJSONGrammar();
       if (spec.kind === "json_schema") return await compiler.compileJSONSchema(spec.schema, false, -1, JSON_SEPARATORS, true);
@@ -95,6 +99,8 @@ export class GrammarCompilers {
         spec.kind === "grammar"
           ? 'write xgrammar EBNF with a `root` rule, e.g. root ::= "yes" | "no"'
           : "give a valid JSON Schema (draft 2020-12 subset: type, properties, required, items, enum, const, minLength/maxLength, $defs/$ref)");
+    } finally {
+      compiling = false;
     }
   }
 
