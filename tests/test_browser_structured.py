@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_support import ENGINE, fp32_compute_copy, run_engine_script, screenshot
+from browser_support import ENGINE, RESULTS, fp32_compute_copy, run_engine_script, screenshot
 from server_support import live_server
 from test_browser_chat import SMOLLM2, default_file, manifest_entry, open_engine_page
 
@@ -185,6 +185,19 @@ def test_constrained_greedy_equals_python_onnxruntime_with_python_xgrammar(smoll
     browser_ids = choice["token_ids"][:-1]  # the browser lists the stop token too
     assert browser_ids == native.token_ids[:PARITY_TOKENS] and native.finish_reason == "stop"
     assert choice["message"]["content"] == native.text
+
+    # Cost, recorded (not asserted: this machine is shared, timings are noise): the same number of
+    # tokens free vs constrained, and the mask time per token.
+    n = len(choice["token_ids"])
+    free = page.evaluate(CREATE_JS, {"messages": PERSON_PROMPT, "max_tokens": n, "temperature": 0})["usage"]["extra"]
+    cost = {
+        "tokens": n,
+        "constrained_decode_tokens_per_s": extra["decode_tokens_per_s"],
+        "free_decode_tokens_per_s": free["decode_tokens_per_s"],
+        "grammar_mask_ms_per_token": extra["grammar_mask_ms_per_token"],
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "structured_cost.json").write_text(json.dumps(cost, indent=2) + "\n")
     log.assert_clean()
 
 
