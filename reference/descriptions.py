@@ -7,12 +7,17 @@ have nothing usable for. Fallbacks are counted and reported, never hidden.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from reference.fudd_pairs import Pairs
 from reference.fudd_prompt import FuddPrompt, Parsed
 from reference.llm import ChatLLM
 from reference.vision import apply_template
+
+if TYPE_CHECKING:
+    from reference.constrained import Grammars
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,11 @@ class Describer:
     def fallbacks(self) -> int:
         return sum(o.fallback for o in self.outcomes.values())
 
+    @property
+    def format_fallbacks(self) -> int:
+        """Fallbacks because nothing in the answer had the asked-for shape (the rest: every feature was rejected)."""
+        return sum(o.fallback and o.parsed is not None and o.parsed.format_failure for o in self.outcomes.values())
+
     def described_pairs(self) -> Pairs:
         """What the source really described (no fallbacks), as zipped description pairs."""
         return {key: list(zip(o.first, o.second, strict=True)) for key, o in self.outcomes.items() if not o.fallback}
@@ -74,17 +84,37 @@ class LlmDescriber(Describer):
     """One greedy generation per class pair with the shared prompt, parsed strictly."""
 
     def __init__(
-        self, llm: ChatLLM, prompt: FuddPrompt, template: str, pairs_per_class_pair: int | None = None
+        self,
+        llm: ChatLLM,
+        prompt: FuddPrompt,
+        template: str,
+        pairs_per_class_pair: int | None = None,
+        structured: bool = False,
     ) -> None:
         super().__init__(template)
         self.llm, self.prompt = llm, prompt
         self.n = pairs_per_class_pair or prompt.pairs_per_class_pair
         self.llm_calls = 0
+        self.seconds = 0.0  # generating, in all
+        # Constrained decoding (reference/constrained.py): the answer follows prompt.schema() by construction.
+        self.grammars = structured_grammars(llm) if structured else None
 
     def describe_pair(self, a: str, b: str) -> PairOutcome:
-        generated = self.llm.generate(self.prompt.messages(a, b, self.n), self.prompt.max_new_tokens)
+        start = time.perf_counter()
+        if self.grammars is None:
+            generated = self.llm.generate(self.prompt.messages(a, b, self.n), self.prompt.max_new_tokens)
+            parsed = self.prompt.parse(generated.text, a, b, self.n)
+        else:
+            from reference.constrained import constrained_greedy  # xgrammar loads torch: only when asked
+
+            spec = {"kind": "json_schema", "schema": self.prompt.schema(a, b, self.n)}
+            messages = self.prompt.structured_messages(a, b, self.n)
+            generated = constrained_greedy(
+                self.llm, self.grammars, messages, spec, self.prompt.structured_max_new_tokens
+            )
+            parsed = self.prompt.parse_structured(generated.text, a, b, self.n)
+        self.seconds += time.perf_counter() - start
         self.llm_calls += 1
-        parsed = self.prompt.parse(generated.text, a, b, self.n)
         if not parsed.usable:
             return self.fallback(a, b, parsed=parsed, raw=generated.text)
         return PairOutcome(
@@ -94,3 +124,11 @@ class LlmDescriber(Describer):
             parsed,
             generated.text,
         )
+
+
+def structured_grammars(llm: ChatLLM) -> Grammars:
+    """The chat model's vocabulary and stop tokens as xgrammar sees them (as the browser builds them)."""
+    from reference.constrained import Grammars, encoded_vocab  # xgrammar loads torch: only when asked
+
+    vocab = encoded_vocab(llm.folder / "tokenizer.json", llm.entry.llm.vocab_size)  # type: ignore[union-attr]
+    return Grammars(vocab, sorted(llm.stop_ids))

@@ -165,7 +165,10 @@ def evaluate(args: argparse.Namespace) -> dict:
         "accuracy": accuracy,
         "class_pairs": len(needed),
         "fallbacks": describer.fallbacks,
+        "format_fallbacks": describer.format_fallbacks,
+        "structured": bool(args.llm and args.structured),
         "llm_calls": getattr(describer, "llm_calls", 0),
+        "llm_seconds_per_pair": getattr(describer, "seconds", 0.0) / max(1, getattr(describer, "llm_calls", 0)),
         "reranked_changed_top1": int((fudd_pred != template_scores.argmax(1)).sum()),
     }
 
@@ -177,7 +180,7 @@ def _describer(args: argparse.Namespace, labels: list[str], template: str) -> De
 
     with step(f"[fudd] load {args.llm}"):
         llm = ChatLLM(args.artifacts, args.llm, args.llm_variant)
-    return LlmDescriber(llm, FuddPrompt.load(), template, args.pairs_per_class)
+    return LlmDescriber(llm, FuddPrompt.load(), template, args.pairs_per_class, structured=args.structured)
 
 
 def _acc(pred: np.ndarray, targets: np.ndarray) -> dict:
@@ -208,8 +211,10 @@ def format_report(report: dict) -> str:
     pairs, fallbacks = report["class_pairs"], report["fallbacks"]
     share = f" ({fallbacks / pairs:.0%})" if pairs else ""
     lines.append(
-        f"class pairs described: {pairs}, template fallbacks: {fallbacks}{share}, "
-        f"LLM calls: {report['llm_calls']}, top-1 changed by FuDD: {report['reranked_changed_top1']}"
+        f"class pairs described: {pairs}, template fallbacks: {fallbacks}{share} "
+        f"(format: {report['format_fallbacks']}, every feature rejected: {fallbacks - report['format_fallbacks']}), "
+        f"LLM calls: {report['llm_calls']} ({report['llm_seconds_per_pair']:.1f} s per pair), "
+        f"top-1 changed by FuDD: {report['reranked_changed_top1']}"
     )
     return "\n".join(lines)
 
@@ -230,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--llm-variant", help="LLM variant (default: the manifest's WASM default)")
     parser.add_argument(
         "--pairs-per-class", type=int, help="description pairs asked per class pair (default: the prompt file's)"
+    )
+    parser.add_argument(
+        "--structured",
+        action="store_true",
+        help="constrain the LLM's answer to the JSON schema of contract/fudd_prompt.json's `structured` "
+        "(Python xgrammar, which loads torch)",
     )
     parser.add_argument("--save-descriptions", type=Path, help="write the descriptions used, in FuDD's pairwise format")
     parser.add_argument("--json", type=Path, help="also write the report as JSON")

@@ -24,6 +24,11 @@ def fill(text: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
+# Rejections that concern the format rather than the content (see Parsed.format_failure).
+FORMAT_CUT = "not valid JSON: cut by max_new_tokens"
+FORMAT_SPLIT = "not one '{separator}' between two features"
+
+
 @dataclass(frozen=True)
 class Parsed:
     pairs: list[tuple[str, str]]  # (feature of a, feature of b), at most n
@@ -32,6 +37,12 @@ class Parsed:
     @property
     def usable(self) -> bool:
         return bool(self.pairs)
+
+    @property
+    def format_failure(self) -> bool:
+        """Unusable because of the format alone: nothing in the answer had the asked-for shape."""
+        format_reasons = (FORMAT_CUT, FORMAT_SPLIT.split("{")[0])
+        return not self.pairs and all(why.startswith(format_reasons) for _, why in self.rejected)
 
 
 class FuddPrompt:
@@ -46,6 +57,7 @@ class FuddPrompt:
         self.needs_letter = re.compile(rules["needs_letter"])
         self.format_echoes: list[str] = rules["format_echoes"]
         self.max_new_tokens: int = data["generation"]["max_new_tokens"]
+        self.structured_max_new_tokens: int = data["structured"]["max_new_tokens"]
         self.pairs_per_class_pair: int = data["pairs_per_class_pair"]
         self.attr_type: str = data["attr_type"]
         # Lines of the worked example, in the parser's own normal form: a model that copies them said nothing.
@@ -66,6 +78,34 @@ class FuddPrompt:
         values = {"a": a, "b": b, "n": str(n)}
         return [{"role": m["role"], "content": fill(m["content"], values)} for m in self.data["messages"]]
 
+    def structured_messages(self, a: str, b: str, n: int) -> list[dict[str, str]]:
+        """The question for constrained decoding: answered in JSON (see `schema`)."""
+        values = {"a": a, "b": b, "n": str(n)}
+        return [{"role": m["role"], "content": fill(m["content"], values)} for m in self.data["structured"]["messages"]]
+
+    def schema(self, a: str, b: str, n: int) -> str:
+        """JSON Schema text of the answer: exactly n objects {a: feature, b: feature}, features of bounded length.
+        Written as JavaScript's JSON.stringify writes it, so the browser compiles the same text."""
+        rules = self.data["structured"]
+        feature = {"type": "string", "minLength": rules["min_chars"], "maxLength": rules["max_chars"]}
+        item = {
+            "type": "object",
+            "properties": {a: feature, b: feature},
+            "required": [a, b],
+            "additionalProperties": False,
+        }
+        schema = {"type": "array", "items": item, "minItems": n, "maxItems": n}
+        return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
+
+    def parse_structured(self, text: str, a: str, b: str, n: int) -> Parsed:
+        """A schema-constrained answer: its pairs judged by the same rules as lines "fa | fb"."""
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError:
+            return Parsed([], [(text, FORMAT_CUT)])
+        lines = [f"{item[a]} {self.separator} {item[b]}" for item in items]
+        return self.parse("\n".join(lines), a, b, n)
+
     def description(self, template: str, label: str, feature: str) -> str:
         """The text embedded for a feature: the model's template around "<label>, with <feature>"."""
         inner = fill(self.data["description"], {"label": label, "feature": feature})
@@ -80,7 +120,7 @@ class FuddPrompt:
                 continue
             split = self._split(line)
             if split is None:
-                rejected.append((line, f"not one '{self.separator}' between two features"))
+                rejected.append((line, FORMAT_SPLIT.format(separator=self.separator)))
                 continue
             fa, fb = self._strip_label(split[0], a), self._strip_label(split[1], b)
             why = self._side_problem(fa, a, b) or self._side_problem(fb, a, b)

@@ -63,6 +63,7 @@ def _special_text(value: object) -> str | None:
 class ChatLLM:
     def __init__(self, root: Path, model_id: str, variant: str | None = None, threads: int = 2) -> None:
         self.entry = llm_entry(root, model_id)
+        self.folder = root / model_id  # tokenizer and config files
         self.variant = variant or self.entry.defaults["wasm"]
         files = self.entry.variants[self.variant].files
         model_path = next(p for p in files.values() if p.endswith(".onnx"))  # the rest is external data

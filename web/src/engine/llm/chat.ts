@@ -4,6 +4,12 @@
 // either runs here. Extensions, vLLM-style: `prompt_token_ids`, `choices[].token_ids`,
 // `token_id` in logprobs, and timings in `usage.extra` (as WebLLM reports them).
 
+import { checkStreamOptions, checkSupportedFields } from "./openai_params";
+import { MAX_STOP_STRINGS } from "./stop_strings";
+import { logitAdjustments, type LogitAdjustments } from "./logit_adjust";
+import { toolPlan, toToolCall, type ToolCall, type ToolChoice, type ToolDefinition } from "./tools";
+import { grammarSpec, type GrammarSpec, type ResponseFormat } from "./response_format";
+
 export type ChatRole = "system" | "user" | "assistant";
 
 export interface ChatMessage {
@@ -26,6 +32,22 @@ export interface ChatCompletionRequest {
   logprobs?: boolean;
   /** With logprobs: also the this-many most likely tokens at each step (0-20). */
   top_logprobs?: number;
+  /** Constrain the reply: {type: "json_object"}, {type: "json_schema", json_schema}, {type: "grammar", grammar}. */
+  response_format?: ResponseFormat;
+  /** Up to 4 strings: the reply ends just before the first one generated (finish_reason "stop"). */
+  stop?: string | string[] | null;
+  /** token id -> bias in [-100, 100], added to its logit (-100 bans it in practice). */
+  logit_bias?: Record<string, number>;
+  /** In [-2, 2]: subtracted from the logit of every token already generated. */
+  presence_penalty?: number;
+  /** In [-2, 2]: times how often a token was generated, subtracted from its logit. */
+  frequency_penalty?: number;
+  /** Functions the model may call; the call is generated under a schema built from them. */
+  tools?: ToolDefinition[];
+  /** "none" | "required" | {type: "function", function: {name}}; default "required" with tools ("auto" is refused). */
+  tool_choice?: ToolChoice;
+  /** {include_usage}: accepted; the final chunk always carries usage. */
+  stream_options?: { include_usage?: boolean };
   /** Echoed only: the engine serves the model it loaded. */
   model?: string;
   /** Aborting stops generation in the worker; the call (or the stream) rejects with an AbortError. */
@@ -41,9 +63,17 @@ export interface GenerationParams {
   seed: number;
   /** -1: no logprobs; 0..20: logprobs with that many alternatives. */
   top_logprobs: number;
+  /** The grammar the reply must follow (response_format), or null for free text. */
+  grammar: GrammarSpec | null;
+  /** Stop strings (may be empty). */
+  stop: string[];
+  /** logit_bias, presence_penalty, frequency_penalty */
+  adjust: LogitAdjustments;
+  /** The reply is a tool call (the grammar is the tools' schema). */
+  toolCall: boolean;
 }
 
-export type FinishReason = "stop" | "length";
+export type FinishReason = "stop" | "length" | "tool_calls";
 
 export interface UsageExtra {
   /** Which engine produced the tokens, e.g. "onnxruntime-web wasm, 2 threads, variant q8". */
@@ -53,6 +83,9 @@ export interface UsageExtra {
   prefill_tokens_per_s: number;
   /** Tokens after the first, over the time spent producing them. */
   decode_tokens_per_s: number;
+  /** With response_format: time spent computing and applying grammar masks, in all and per step. */
+  grammar_mask_ms?: number;
+  grammar_mask_ms_per_token?: number;
 }
 
 export interface Usage {
@@ -80,7 +113,7 @@ export interface ChatCompletion {
   prompt_token_ids: number[];
   choices: Array<{
     index: number;
-    message: { role: "assistant"; content: string };
+    message: { role: "assistant"; content: string | null; tool_calls?: ToolCall[] };
     finish_reason: FinishReason;
     token_ids: number[];
     logprobs: { content: TokenLogprob[] } | null;
@@ -137,8 +170,10 @@ export const DEFAULT_TEMPERATURE = 0.7;
 const MAX_TOP_LOGPROBS = 20;
 
 /** Checks a request and fills defaults; throws `invalid(message)` naming the bad field. */
-export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: string) => Error): GenerationParams {
+export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: string, fix?: string) => Error): GenerationParams {
   if (!req || !Array.isArray(req.messages) || req.messages.length === 0) throw invalid("messages must be a non-empty array");
+  checkSupportedFields(req, invalid);
+  checkStreamOptions(req.stream_options, invalid);
   for (const [i, m] of req.messages.entries()) {
     if (!m || !["system", "user", "assistant"].includes(m.role)) {
       throw invalid(`messages[${i}].role must be "system", "user" or "assistant"`);
@@ -158,8 +193,17 @@ export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: 
     throw invalid(`top_logprobs must be an integer in [0, ${MAX_TOP_LOGPROBS}], got ${top}`);
   }
   if (req.top_logprobs !== undefined && !req.logprobs) throw invalid("top_logprobs needs logprobs: true");
-  const messages = req.messages.map((m) => ({ role: m.role, content: m.content }));
-  return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1 };
+  const asked = req.messages.map((m) => ({ role: m.role, content: m.content }));
+  const tools = toolPlan(req, asked, invalid);
+  const messages = tools?.messages ?? asked;
+  const grammar = tools?.grammar ?? grammarSpec(req.response_format, invalid);
+  const stop = req.stop === undefined || req.stop === null ? [] : typeof req.stop === "string" ? [req.stop] : req.stop;
+  if (!Array.isArray(stop) || stop.length > MAX_STOP_STRINGS || stop.some((s) => typeof s !== "string" || s === "")) {
+    throw invalid(`stop must be a non-empty string or a list of at most ${MAX_STOP_STRINGS}, got ${JSON.stringify(req.stop)}`);
+  }
+  const adjust = logitAdjustments(req, invalid);
+  return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1, grammar, stop, adjust,
+    toolCall: tools !== null };
 }
 
 function abortError(): DOMException {
@@ -175,7 +219,7 @@ function newCompletionId(): string {
 
 /** `engine.chat.completions`: create() answers a ChatCompletion, or with stream: true a chunk stream. */
 export class ChatCompletions {
-  constructor(private readonly transport: ChatTransport, private readonly invalid: (message: string) => Error) {}
+  constructor(private readonly transport: ChatTransport, private readonly invalid: (message: string, fix?: string) => Error) {}
 
   create(request: ChatCompletionRequest & { stream: true }): Promise<ChatCompletionStream>;
   create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
@@ -193,14 +237,15 @@ export class ChatCompletions {
     request.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const result = await run.result;
+      const call = params.toolCall && result.finishReason === "stop" ? toToolCall(result.text) : null;
       return {
         ...meta,
         object: "chat.completion",
         prompt_token_ids: result.promptTokenIds,
         choices: [{
           index: 0,
-          message: { role: "assistant", content: result.text },
-          finish_reason: result.finishReason,
+          message: call ? { role: "assistant", content: null, tool_calls: [call] } : { role: "assistant", content: result.text },
+          finish_reason: call ? "tool_calls" : result.finishReason,
           token_ids: result.tokenIds,
           logprobs: params.top_logprobs >= 0 ? { content: logprobs } : null,
         }],

@@ -15,6 +15,9 @@ import { ChatTokenizer, type TokenizerConfig } from "./chat_tokenizer";
 import { createDecoderSession, kvSpec, logitsRow, releaseGpu, type KvSpec } from "./decoder_session";
 import { logSoftmax, SeededRandom, sampleToken, topIndices } from "./sampling";
 import { TextStreamer } from "./streamer";
+import { StopStrings } from "./stop_strings";
+import { adjustLogits, hasAdjustments } from "./logit_adjust";
+import { encodedVocab, GrammarCompilers } from "./grammar";
 
 export interface LlmModelInfo {
   id: string;
@@ -85,6 +88,7 @@ export class OnnxLlmModel implements LlmModel {
     private readonly tokenizer: ChatTokenizer,
     private readonly kv: KvSpec,
     private readonly stopIds: Set<number>,
+    private readonly grammars: GrammarCompilers,
   ) {}
 
   static async load(entry: ModelEntry, runtime: Runtime, pathReason: string,
@@ -102,8 +106,9 @@ export class OnnxLlmModel implements LlmModel {
 
     const got = await fetchFiles(files, options.onProgress);
     const text = (path: string) => new TextDecoder().decode(got.get(path));
+    const tokenizerJson = decodeJson<object>(got.get(tokenizerFile.path), tokenizerFile.path);
     const tokenizer = new ChatTokenizer(
-      decodeJson<object>(got.get(tokenizerFile.path), tokenizerFile.path),
+      tokenizerJson,
       decodeJson<TokenizerConfig>(got.get(tokenizerConfigFile.path), tokenizerConfigFile.path),
       templateFile ? text(templateFile.path) : undefined,
     );
@@ -142,7 +147,8 @@ export class OnnxLlmModel implements LlmModel {
       bytes,
       contextLength: entry.llm.context_length,
     };
-    return new OnnxLlmModel(info, runtime, session, tokenizer, kv, stopIds);
+    const grammars = new GrammarCompilers(encodedVocab(tokenizerJson, entry.llm.vocab_size), [...stopIds]);
+    return new OnnxLlmModel(info, runtime, session, tokenizer, kv, stopIds, grammars);
   }
 
   async generate(params: GenerationParams, onEvent: (event: GenerationEvent) => void,
@@ -159,7 +165,13 @@ export class OnnxLlmModel implements LlmModel {
     const maxNew = Math.min(params.max_tokens, room);
     const rng = new SeededRandom(params.seed);
     const streamer = new TextStreamer((ids) => this.tokenizer.decode(ids));
+    const stopStrings = new StopStrings(params.stop);
+    let shown = ""; // the deltas so far
+    let endedOnStopToken = false;
+    const adjusting = hasAdjustments(params.adjust);
+    const counts = new Map<number, number>(); // generated token id -> times (penalties)
     const hasPositions = this.session.inputNames.includes("position_ids");
+    const constraint = params.grammar ? await this.grammars.matcher(params.grammar) : null;
 
     // Empty cache [1, kv_heads, 0, head_dim]: the prompt's first pass attends to nothing before it.
     const emptyData = this.kv.type === "float16" ? new Uint16Array(0) : new Float32Array(0);
@@ -193,7 +205,11 @@ export class OnnxLlmModel implements LlmModel {
             this.runtime.name === "webgpu" ? "retry with the WASM runtime" : "reload the model");
         }
         const logits = logitsRow(outputs.logits!, n - 1); // [vocab]
-        const token = sampleToken(logits, params.temperature, params.top_p, rng);
+        const adjusted = adjusting ? adjustLogits(logits, params.adjust, counts) : logits; // [vocab]
+        const allowed = constraint ? await constraint.mask(adjusted) : adjusted; // forbidden at -Infinity
+        const token = sampleToken(allowed, params.temperature, params.top_p, rng);
+        constraint?.accept(token);
+        counts.set(token, (counts.get(token) ?? 0) + 1);
         const next = new Map<string, Ort.Tensor>();
         for (const [pastName, presentName] of this.kv.pastToPresent) next.set(pastName, outputs[presentName]!);
         releaseGpu(past);
@@ -205,10 +221,11 @@ export class OnnxLlmModel implements LlmModel {
         if (tokenIds.length === 1) prefillMs = elapsed;
         else decodeMs += elapsed;
 
-        const stop = this.stopIds.has(token);
-        const delta = stop ? "" : streamer.push(token);
+        endedOnStopToken = this.stopIds.has(token);
+        const delta = endedOnStopToken ? "" : stopStrings.push(streamer.push(token));
+        shown += delta;
         onEvent({ delta, tokenIds: [token], logprobs: this.logprobs(logits, token, params.top_logprobs) });
-        if (stop) {
+        if (endedOnStopToken || stopStrings.stopped) {
           finishReason = "stop";
           break;
         }
@@ -216,13 +233,16 @@ export class OnnxLlmModel implements LlmModel {
       }
     } finally {
       releaseGpu(past);
+      constraint?.dispose();
     }
-    const tail = streamer.flush();
+    const tail = stopStrings.push(streamer.flush()) + stopStrings.flush();
+    shown += tail;
     if (tail) onEvent({ delta: tail, tokenIds: [] });
-    const textIds = finishReason === "stop" ? tokenIds.slice(0, -1) : tokenIds;
+    const textIds = endedOnStopToken ? tokenIds.slice(0, -1) : tokenIds;
     const decodeTokens = tokenIds.length - 1;
     return {
-      text: this.tokenizer.decode(textIds),
+      // With stop strings the reply ends before the first one: exactly the text streamed.
+      text: params.stop.length > 0 ? shown : this.tokenizer.decode(textIds),
       finishReason,
       promptTokenIds: promptIds,
       tokenIds,
@@ -236,6 +256,10 @@ export class OnnxLlmModel implements LlmModel {
           decode_ms: decodeMs,
           prefill_tokens_per_s: prefillMs > 0 ? (promptIds.length / prefillMs) * 1000 : 0,
           decode_tokens_per_s: decodeMs > 0 ? (decodeTokens / decodeMs) * 1000 : 0,
+          ...(constraint && {
+            grammar_mask_ms: constraint.maskMs,
+            grammar_mask_ms_per_token: constraint.steps > 0 ? constraint.maskMs / constraint.steps : 0,
+          }),
         },
       },
     };

@@ -12,6 +12,7 @@ import type { MLCEngine } from "@mlc-ai/web-llm";
 import type { GenerationEvent, GenerationParams, GenerationResult, TokenLogprob } from "./chat";
 import { InferenceError } from "../errors";
 import type { LlmModel, LlmModelInfo } from "./onnx_chat_model";
+import type { GrammarSpec } from "./response_format";
 import type { LlmInfo, MlcBuild, ModelEntry } from "../manifest.gen";
 import { cacheFiles, fileEntry, modelUrl, type ProgressCallback } from "../storage/store";
 
@@ -123,6 +124,11 @@ export class WebLlmModel implements LlmModel {
       top_p: params.top_p,
       seed: params.seed,
       ...(wantLogprobs && { logprobs: true, top_logprobs: params.top_logprobs }),
+      ...(params.grammar && { response_format: webLlmResponseFormat(params.grammar) }),
+      ...(params.stop.length > 0 && { stop: params.stop }),
+      ...(params.adjust.logitBias.length > 0 && { logit_bias: Object.fromEntries(params.adjust.logitBias.map(([id, b]) => [String(id), b])) }),
+      presence_penalty: params.adjust.presencePenalty,
+      frequency_penalty: params.adjust.frequencyPenalty,
     });
     let text = "";
     let finishReason: GenerationResult["finishReason"] = "stop";
@@ -168,4 +174,10 @@ export class WebLlmModel implements LlmModel {
   async dispose(): Promise<void> {
     await this.engine.unload();
   }
+}
+
+/** Our grammar as WebLLM spells it (it runs xgrammar too; schemas go as JSON text). */
+function webLlmResponseFormat(spec: GrammarSpec): { type: "json_object" | "grammar"; schema?: string; grammar?: string } {
+  if (spec.kind === "grammar") return { type: "grammar", grammar: spec.ebnf };
+  return spec.kind === "json_schema" ? { type: "json_object", schema: spec.schema } : { type: "json_object" };
 }
