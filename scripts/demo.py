@@ -15,17 +15,37 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from contract.manifest import load_manifest  # noqa: E402
+from contract.manifest import load_manifest
 
 HUB_CLIP = "openai/clip-vit-base-patch32"
 OFFLINE_VISION = ("tiny-random-clip", "tiny-random-siglip", "tiny-random-align")
 
 
+def run(*args: str) -> int:
+    """Runs `python -m ...args` and returns its exit status. On Ctrl+C the child gets the signal too
+    (same process group): wait for it to finish cleanly (subprocess.call would kill it after 0.25 s)."""
+    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.wait()
+        raise
+
+
 def exporter(*args: str) -> int:
-    return subprocess.call([sys.executable, "-m", "exporter", *args], cwd=REPO)
+    return run("exporter", *args)
 
 
 def main() -> int:
+    try:
+        return demo()
+    except KeyboardInterrupt:
+        # Ctrl+C is how the demo is stopped: no traceback, and stopping the server is no error.
+        print("\n==> stopped")
+        return 0
+
+
+def demo() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, default=REPO / "artifacts")
     parser.add_argument("--host", default="127.0.0.1")
@@ -47,21 +67,8 @@ def main() -> int:
             return 1
 
     print(f"==> serving http://{args.host}:{args.port}/")
-    return subprocess.call(
-        [
-            sys.executable,
-            "-m",
-            "server",
-            "--artifacts",
-            out,
-            "--web",
-            str(REPO / "web" / "dist"),
-            "--host",
-            args.host,
-            "--port",
-            str(args.port),
-        ],
-        cwd=REPO,
+    return run(
+        "server", "--artifacts", out, "--web", str(REPO / "web" / "dist"), "--host", args.host, "--port", str(args.port)
     )
 
 

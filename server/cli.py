@@ -36,5 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     except ArtifactFolderError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, server_header=False)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, server_header=False)
+    except KeyboardInterrupt:
+        # uvicorn shuts down gracefully on Ctrl+C, then re-raises the signal: stopping is not an error.
+        pass
+    print("server stopped", file=sys.stderr)
     return 0

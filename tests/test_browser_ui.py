@@ -38,7 +38,7 @@ def test_classify_by_clicking(lumen_url, page_and_log, tmp_path):
     _open_app(page, lumen_url, "model=tiny-random-clip&runtime=auto")
     # No WebGPU in this browser: the fallback is taken and said so.
     assert page.locator("#runtime-badge").get_attribute("data-runtime") == "wasm"
-    assert "no WebGPU adapter" in page.locator("#runtime-reason").inner_text()
+    assert "no WebGPU adapter" in page.locator("#runtime-reason").text_content()
     banner = page.locator("#untrained-banner")
     assert banner.is_visible() and "untrained test model" in banner.inner_text()
 

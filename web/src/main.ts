@@ -20,6 +20,7 @@ declare global {
 }
 
 const params = new URLSearchParams(location.search);
+const runtimeRequest = setupRuntimeSwitch();
 const engine = new Engine();
 window.engine = engine;
 // "Ask the LLM" uses the chat model picked in the Chat tab, loading it on first use.
@@ -29,8 +30,29 @@ const fudd = new FuddPanel(engine, async () => {
 });
 const classify = new ClassifyTab(engine, fudd);
 const search = new SearchTab(engine);
-const chat = new ChatTab(engine, () => ({ runtime: (params.get("runtime") ?? "auto") as RuntimeRequest }));
+const chat = new ChatTab(engine, () => ({ runtime: runtimeRequest }));
 const storage = new StoragePanel(engine);
+
+/**
+ * The "Runs on" switch (auto / WebGPU / WASM): ?runtime= wins, else the last choice (localStorage).
+ * onnxruntime-web's backend is fixed once a worker started it, so a change reloads the page
+ * (models come from the offline cache, so that is quick).
+ */
+function setupRuntimeSwitch(): RuntimeRequest {
+  const valid = (v: string | null): v is RuntimeRequest => v === "auto" || v === "webgpu" || v === "wasm";
+  const fromUrl = params.get("runtime");
+  const saved = localStorage.getItem("lumen-runtime");
+  const request: RuntimeRequest = valid(fromUrl) ? fromUrl : valid(saved) ? saved : "auto";
+  const select = byId<HTMLSelectElement>("runtime-select");
+  select.value = request;
+  select.addEventListener("change", () => {
+    localStorage.setItem("lumen-runtime", select.value);
+    const url = new URL(location.href);
+    url.searchParams.set("runtime", select.value);
+    location.assign(url);
+  });
+  return request;
+}
 
 /** The service worker caches the app and its runtime for offline use (production builds only: dev has no /sw.js). */
 function registerServiceWorker(): void {
@@ -75,9 +97,8 @@ async function loadModel(id: string): Promise<void> {
   const select = byId<HTMLSelectElement>("model-select");
   select.disabled = true;
   try {
-    const runtime = (params.get("runtime") ?? "auto") as RuntimeRequest;
     const result = await engine.load({ clip: id }, {
-      runtime,
+      runtime: runtimeRequest,
       variant: params.get("variant") ?? undefined,
       onProgress: showDownload,
     });

@@ -9,7 +9,7 @@ import { FuddPrompt } from "./fudd";
 import { checkExplainRequest, checkFuddOptions, classifyWithFudd, explainClass, makeDescriber } from "./fudd_run";
 import { decodeImage, type ImagePayload } from "./image";
 import type { ChatLoadResult, LoadResult, Requests, WorkerRequest, WorkerResponse } from "./protocol";
-import { chooseRuntime, findAdapter, startRuntime, type Runtime } from "./runtime";
+import { chooseRuntime, findAdapter, isSoftwareAdapter, startRuntime, type Runtime } from "./runtime";
 import { applyTemplate, scoreLabels } from "./scoring";
 import { cacheFiles, fetchManifest, fileEntry, findModel, type DownloadProgress } from "./store";
 import { VisionModel } from "./vision";
@@ -62,7 +62,9 @@ async function loadChat(msg: Extract<WorkerRequest, { type: "loadChat" }>): Prom
   const entry = findModel(await fetchManifest(), msg.llm);
   if (!entry.llm) throw new ModelNotFoundError(`${entry.id} is not a chat model (task ${entry.task})`);
   const { adapter, why } = await findAdapter();
-  const plan = planChatPath(entry.llm, adapter, why, msg.options.runtime === "wasm");
+  // On "auto", a software adapter counts as a WASM request: WebLLM on SwiftShader is far slower.
+  const wantWasm = msg.options.runtime === "wasm" || (msg.options.runtime !== "webgpu" && !!adapter && isSoftwareAdapter(adapter));
+  const plan = planChatPath(entry.llm, adapter, why, wantWasm);
   const onProgress = (progress: DownloadProgress) => post({ id: msg.id, kind: "progress", progress });
   let model: ChatModel | null = null;
   let reason = plan.reason;

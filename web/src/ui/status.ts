@@ -18,6 +18,14 @@ const TITLES: Record<string, string> = {
   CorruptFileError: "Damaged model file",
 };
 
+/** A mistake in what the user typed or picked: its message is the title, `fix` says what to do. */
+export class InputError extends Error {
+  override name = "InputError";
+  constructor(message: string, readonly fix: string) {
+    super(message);
+  }
+}
+
 export function byId<T extends HTMLElement>(id: string): T {
   const el = document.getElementById(id);
   if (!el) throw new Error(`#${id} is missing from index.html`);
@@ -30,11 +38,16 @@ export function showError(err: unknown): void {
   const name = err instanceof Error ? err.name : "Error";
   box.dataset["error"] = name;
   const title = document.createElement("strong");
-  title.textContent = TITLES[name] ?? "Something went wrong";
-  const message = document.createElement("p");
-  message.textContent = err instanceof Error ? err.message : String(err);
-  box.append(title, message);
-  if (err instanceof EngineError && err.fix) {
+  if (err instanceof InputError) {
+    title.textContent = err.message;
+    box.append(title);
+  } else {
+    title.textContent = TITLES[name] ?? "Something went wrong";
+    const message = document.createElement("p");
+    message.textContent = err instanceof Error ? err.message : String(err);
+    box.append(title, message);
+  }
+  if ((err instanceof EngineError || err instanceof InputError) && err.fix) {
     const fix = document.createElement("p");
     fix.className = "fix";
     fix.textContent = `What to do: ${err.fix}`;
@@ -53,12 +66,31 @@ export function clearErrors(): void {
   byId("alerts").replaceChildren();
 }
 
+/** Appends a closed "details" disclosure with the technical `text` to `target` (plain words stay in view). */
+export function setDetails(target: HTMLElement, text: string): void {
+  target.querySelector(":scope > details.tech")?.remove();
+  const details = document.createElement("details");
+  details.className = "tech";
+  const summary = document.createElement("summary");
+  summary.textContent = "details";
+  const body = document.createElement("span");
+  body.textContent = text;
+  details.append(summary, body);
+  target.append(" ", details);
+}
+
 export function showRuntime(runtime: string, reason: string): void {
   const badge = byId("runtime-badge");
   badge.dataset["runtime"] = runtime;
   badge.textContent = runtime === "webgpu" ? "WebGPU" : "WASM";
   badge.title = reason;
-  byId("runtime-reason").textContent = reason;
+  const line = byId("runtime-reason");
+  line.textContent = runtime === "webgpu"
+    ? "Models run on this device's graphics card (WebGPU)."
+    : "Models run on this device's processor (WASM).";
+  setDetails(line, reason);
+  const option = byId<HTMLSelectElement>("runtime-select").querySelector<HTMLOptionElement>('option[value="auto"]');
+  if (option) option.textContent = `Auto (${runtime === "webgpu" ? "WebGPU" : "WASM"})`;
 }
 
 export function showModelBanner(model: VisionModelInfo): void {
