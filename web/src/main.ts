@@ -73,7 +73,10 @@ function setupTabs(): void {
       t.tabIndex = on ? 0 : -1;
       byId(t.getAttribute("aria-controls")!).hidden = !on;
     }
+    document.body.dataset["tab"] = tab.id; // CSS shows tab-specific notices by it
+
   };
+  document.body.dataset["tab"] = tabs.find((t) => t.getAttribute("aria-selected") === "true")?.id ?? "";
   tabs.forEach((tab, i) => {
     tab.addEventListener("click", () => select(tab));
     tab.addEventListener("keydown", (e) => {

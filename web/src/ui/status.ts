@@ -93,19 +93,44 @@ export function showRuntime(runtime: string, reason: string): void {
   if (option) option.textContent = `Auto (${runtime === "webgpu" ? "WebGPU" : "WASM"})`;
 }
 
+/** `text` with its `backquoted` parts as <code> elements (commands stay copyable and readable). */
+function withCode(text: string): Node[] {
+  return text.split("`").map((part, i) => {
+    if (i % 2 === 0) return document.createTextNode(part);
+    const code = document.createElement("code");
+    code.textContent = part;
+    return code;
+  });
+}
+
+/**
+ * The untrained-model warning: shown on the vision tabs only (CSS, by body[data-tab]), dismissible
+ * for this model until the page is closed (sessionStorage).
+ */
 export function showModelBanner(model: VisionModelInfo): void {
   const banner = byId("untrained-banner");
-  banner.hidden = model.trained;
-  if (model.trained) return;
+  const key = `lumen-banner-dismissed:${model.id}`;
+  banner.hidden = model.trained || sessionStorage.getItem(key) === "1";
+  if (banner.hidden) return;
   banner.replaceChildren();
   const title = document.createElement("strong");
   title.textContent = `${model.id} is an untrained test model: its answers are random.`;
   banner.append(title);
   if (model.note) {
     const note = document.createElement("p");
-    note.textContent = model.note;
+    note.append(...withCode(model.note), " Afterwards, reloading this page is enough: the server picks the new model up.");
     banner.append(note);
   }
+  const close = document.createElement("button");
+  close.className = "close";
+  close.id = "untrained-banner-close";
+  close.setAttribute("aria-label", "Dismiss this notice");
+  close.textContent = "×";
+  close.addEventListener("click", () => {
+    sessionStorage.setItem(key, "1");
+    banner.hidden = true;
+  });
+  banner.append(close);
 }
 
 function mb(bytes: number): string {
