@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from exporter.artifacts import ArtifactStore
 
-            ArtifactStore(args.out).repair()
+            print(ArtifactStore(args.out).repair().summary())
     except ExportError as err:
         if args.verbose:
             traceback.print_exc()
