@@ -34,7 +34,7 @@ export class ConversationList {
       await saveConversation({ ...c, title });
       await this.refresh(this.current);
     });
-    const remove = this.action("🗑", `Delete "${c.title}"`, "delete", async () => {
+    const remove = this.action("✕", `Delete "${c.title}"`, "delete", async () => {
       if (!confirm(`Delete the conversation "${c.title}"? This cannot be undone.`)) return;
       await deleteConversation(c.id);
       this.onDeleted(c.id);
