@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from browser_support import load_tiny_chat, open_app, screenshot, send_chat
+from browser_support import TINY_LLM, load_tiny_chat, open_app, screenshot, send_chat
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -142,4 +142,25 @@ def test_regenerate_replaces_the_reply_and_copy_copies_it(tiny_app_url, page_and
     page.evaluate("window.lumenReady")
     expect(page.locator("#chat-log li")).to_have_count(2)
     assert page.input_value("#chat-system") == "You are terse."
+    log.assert_clean()
+
+
+def test_loading_says_what_it_prepares_after_the_download(tiny_app_url, page_and_log):
+    page, log = page_and_log
+    open_app(page, tiny_app_url, f"autoload=0&runtime=wasm&chat={TINY_LLM}")
+    page.evaluate("""() => {
+      window.loadTexts = [];
+      const text = document.getElementById("load-text");
+      new MutationObserver(() => window.loadTexts.push(text.textContent)).observe(text, { childList: true });
+    }""")
+    page.click("#tab-chat")
+    page.wait_for_selector('#panel-chat[data-state="ready"]')
+    texts = page.evaluate("window.loadTexts")
+    preparing = [t for t in texts if t.startswith("Preparing the model")]
+    # WASM expands the 4-bit weights first, then creates the session: both steps are shown, in order.
+    assert preparing == [
+        "Preparing the model: expanding weights (step 1 of 2)…",
+        "Preparing the model: creating the session (step 2 of 2)…",
+    ], texts
+    assert texts.index(preparing[0]) > 0  # after the download lines
     log.assert_clean()

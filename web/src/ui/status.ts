@@ -141,6 +141,12 @@ export function showDownload(p: DownloadProgress | null): void {
   const box = byId("load-status");
   box.hidden = p === null;
   if (!p) return;
+  if (p.preparing) {
+    const { step, done, total } = p.preparing;
+    byId<HTMLProgressElement>("load-progress").value = done / total;
+    byId("load-text").textContent = `Preparing the model: ${step} (step ${done + 1} of ${total})…`;
+    return;
+  }
   byId<HTMLProgressElement>("load-progress").value = p.totalBytes ? p.loadedBytes / p.totalBytes : 1;
   const eta = p.etaSeconds === null ? "" : ` · ${Math.ceil(p.etaSeconds)} s left`;
   byId("load-text").textContent = `${mb(p.loadedBytes)} / ${mb(p.totalBytes)} MB · ${p.mbPerSecond.toFixed(1)} MB/s${eta}`;
