@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -256,26 +257,31 @@ class ArtifactStore:
             self._repair_locked(manifest)
         return entry
 
-    def repair(self) -> None:
+    def repair(self) -> RepairReport:
         """Symlinks to match the manifest; drops staging leftovers and unreferenced revisions."""
         with self._locked():
-            self._repair_locked(self.manifest())
+            return self._repair_locked(self.manifest())
 
-    def _repair_locked(self, manifest: Manifest) -> None:
-        for entry in manifest.models:
-            self._point_symlink(entry)
-        _drop_dead_staging(self.root / STAGING_DIR)
+    def _repair_locked(self, manifest: Manifest) -> RepairReport:
+        fixed = [entry.id for entry in manifest.models if self._point_symlink(entry)]
+        staging = self.root / STAGING_DIR
+        before = _count_dirs(staging)
+        _drop_dead_staging(staging)
         live = {revision_dir(self.root, m) for m in manifest.models}
         revisions = self.root / REVISIONS_DIR
+        removed = []
         for rev in [*revisions.glob("*/*"), *revisions.glob("*/*/*")]:
             if rev.is_dir() and _is_revision(rev) and rev not in live:
                 shutil.rmtree(rev, ignore_errors=True)
+                removed.append(str(rev.relative_to(self.root)))
+        return RepairReport(fixed, removed, before - _count_dirs(staging))
 
-    def _point_symlink(self, entry: ModelEntry) -> None:
+    def _point_symlink(self, entry: ModelEntry) -> bool:
+        """Points the model's symlink at its revision; True when it had to change."""
         link = self.root / entry.id
         target = os.path.relpath(revision_dir(self.root, entry), link.parent)
         if link.is_symlink() and os.readlink(link) == target:
-            return
+            return False
         if link.exists() and not link.is_symlink():
             raise ArtifactStoreError(
                 f"{link} is a real folder, not the symlink this store manages",
@@ -286,6 +292,7 @@ class ArtifactStore:
         tmp.unlink(missing_ok=True)
         os.symlink(target, tmp)
         os.replace(tmp, link)
+        return True
 
 
 def _claim_live_lock(staging_root: Path, prefix: str) -> tuple[IO[str], Path]:
@@ -305,6 +312,33 @@ def _claim_live_lock(staging_root: Path, prefix: str) -> tuple[IO[str], Path]:
         except FileNotFoundError:
             pass
         handle.close()
+
+
+@dataclass
+class RepairReport:
+    """What `repair` changed: symlinks re-pointed, unreferenced revisions and dead staging folders removed."""
+
+    symlinks_fixed: list[str]
+    revisions_removed: list[str]
+    staging_removed: int
+
+    def summary(self) -> str:
+        if not (self.symlinks_fixed or self.revisions_removed or self.staging_removed):
+            return "nothing to repair: every symlink matches the manifest and there are no leftovers"
+        parts = [
+            f"re-pointed {len(self.symlinks_fixed)} symlink(s) ({', '.join(self.symlinks_fixed)})"
+            if self.symlinks_fixed
+            else "",
+            f"removed {len(self.revisions_removed)} unreferenced revision(s)" if self.revisions_removed else "",
+            f"removed {self.staging_removed} leftover staging folder(s) of interrupted exports"
+            if self.staging_removed
+            else "",
+        ]
+        return "repaired: " + "; ".join(p for p in parts if p)
+
+
+def _count_dirs(folder: Path) -> int:
+    return sum(1 for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else 0
 
 
 def _drop_dead_staging(staging_root: Path) -> None:

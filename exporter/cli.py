@@ -34,9 +34,14 @@ def _csv(choices: tuple[str, ...]):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m exporter", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    # -v is accepted after the subcommand too; SUPPRESS keeps a -v given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    clip = sub.add_parser("clip", help="export a CLIP / SigLIP / ALIGN model (vision + text towers)")
+    clip = sub.add_parser("clip", parents=[common], help="export a CLIP / SigLIP / ALIGN model (vision + text towers)")
     clip.add_argument(
         "--model", required=True, help="hub id, local checkpoint folder, or tiny-random[-clip|-siglip|-align]"
     )
@@ -50,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     clip.add_argument("--id", dest="model_id", help="model id in the manifest (default: from the source)")
 
     llm = sub.add_parser(
-        "llm", help="export a Llama/Qwen2/Qwen3/Gemma 3 LLM (HF or GGUF) to ONNX (KV cache) and MLC/WebLLM"
+        "llm",
+        parents=[common],
+        help="export a Llama/Qwen2/Qwen3/Gemma 3 LLM (HF or GGUF) to ONNX (KV cache) and MLC/WebLLM",
     )
     llm.add_argument(
         "--model",
@@ -74,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--no-mlc", action="store_true", help="skip the MLC/WebLLM artifacts")
     llm.add_argument("--id", dest="model_id", help="model id in the manifest (default: from the source)")
 
-    whisper = sub.add_parser("whisper", help="export a Whisper speech recognizer (encoder + KV-cache decoder)")
+    whisper = sub.add_parser(
+        "whisper", parents=[common], help="export a Whisper speech recognizer (encoder + KV-cache decoder)"
+    )
     whisper.add_argument(
         "--model",
         default="whisper-tiny.en",
@@ -91,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     whisper.add_argument("--id", dest="model_id", help="model id in the manifest (default: from the source)")
 
-    repair = sub.add_parser("repair", help="restore symlinks and drop leftovers of an interrupted export")
+    repair = sub.add_parser(
+        "repair", parents=[common], help="restore symlinks and drop leftovers of an interrupted export"
+    )
     repair.add_argument("--out", type=Path, default=Path("artifacts"))
     return parser
 
@@ -130,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from exporter.artifacts import ArtifactStore
 
-            ArtifactStore(args.out).repair()
+            print(ArtifactStore(args.out).repair().summary())
     except Exception as err:
         named = _named(err, args)
         if named is None:

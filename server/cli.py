@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -72,15 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     except ArtifactFolderError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        server_header=False,
-        # h11, not httptools: it refuses an oversized head as soon as its buffer passes the limit.
-        http=protocol_class(limits),
-        h11_max_incomplete_event_size=HEADER_BYTES,
-        timeout_keep_alive=5,
-    )
+    # uvicorn shuts down gracefully on Ctrl+C, then re-raises the signal: stopping is not an error.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            server_header=False,
+            # h11, not httptools: it refuses an oversized head as soon as its buffer passes the limit.
+            http=protocol_class(limits),
+            h11_max_incomplete_event_size=HEADER_BYTES,
+            timeout_keep_alive=5,
+        )
+    print("server stopped", file=sys.stderr)
     return 0

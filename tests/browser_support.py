@@ -32,6 +32,17 @@ WEB = REPO / "web"
 ENGINE = WEB / "src" / "engine"
 RESULTS = REPO / "test-results"
 VISION_MODELS = ("tiny-random-clip", "tiny-random-siglip", "tiny-random-align")
+TINY_LLM = "tiny-random-llama"
+# Wraps chat.completions.create so a test sees exactly which messages each request sends.
+RECORD_CHAT_REQUESTS_JS = """() => {
+  const completions = window.engine.chat.completions;
+  const create = completions.create.bind(completions);
+  window.sentMessages = [];
+  completions.create = (params) => {
+    window.sentMessages.push(params.messages.map((m) => ({ role: m.role, content: m.content })));
+    return create(params);
+  };
+}"""
 # MatMulNBits accuracy_level 4 quantizes activations to int8 in the native CPU kernel, never in WASM.
 FP32_ACCURACY_LEVEL = 1
 
@@ -122,6 +133,32 @@ def vision_artifacts(shared_artifacts) -> Path:
 def lumen_url(vision_artifacts: Path, web_dist: Path) -> Iterator[str]:
     with live_server(vision_artifacts, web_dist) as (host, port):
         yield f"http://{host}:{port}"
+
+
+@pytest.fixture(scope="session")
+def tiny_app_url(vision_artifacts: Path, shared_artifacts, web_dist: Path) -> Iterator[str]:
+    """The app over the tiny vision models and the tiny-random LLM (fast on WASM, random words)."""
+    shared_artifacts.llm(TINY_LLM)
+    with live_server(shared_artifacts.root, web_dist) as (host, port):
+        yield f"http://{host}:{port}"
+
+
+def open_app(page, url: str, query: str) -> None:
+    page.goto(f"{url}/?{query}")
+    page.evaluate("window.lumenReady")
+
+
+def load_tiny_chat(page, url: str, query: str = "") -> None:
+    """Opens the Chat tab with the tiny LLM loaded on WASM and chat requests recorded (window.sentMessages)."""
+    open_app(page, url, f"autoload=0&runtime=wasm&chat={TINY_LLM}{query}")
+    page.click("#tab-chat")
+    page.wait_for_selector('#panel-chat[data-state="ready"]')
+    page.evaluate(RECORD_CHAT_REQUESTS_JS)
+
+
+def send_chat(page, text: str) -> None:
+    page.fill("#chat-input", text)
+    page.click("#chat-send")
 
 
 @pytest.fixture(scope="session")

@@ -123,10 +123,15 @@ def test_repair_drops_leftovers_and_restores_the_symlink(tmp_path: Path) -> None
     orphan.mkdir()
     (tmp_path / "m1").unlink()
     (tmp_path / "m1").symlink_to(orphan.relative_to(tmp_path))
-    store.repair()
+    report = store.repair()
     assert not leftover.exists() and not orphan.exists()
     assert (tmp_path / "m1").resolve() == revision_dir(tmp_path, entry).resolve()
     _assert_consistent(tmp_path)
+    # It says what it did; a second run finds nothing to do.
+    assert report.symlinks_fixed == ["m1"] and report.staging_removed == 1
+    assert report.revisions_removed == ["revisions/m1/0123456789abcdef".replace("revisions", REVISIONS_DIR)]
+    assert "re-pointed 1 symlink(s) (m1)" in report.summary()
+    assert store.repair().summary().startswith("nothing to repair")
 
 
 def test_invalid_manifest_is_a_named_error(tmp_path: Path) -> None:

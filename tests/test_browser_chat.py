@@ -402,7 +402,7 @@ def test_chat_tab_streams_a_reply_and_stops_it(browser, chat_url):
         page.goto(f"{chat_url}/?autoload=0&runtime=wasm&chat={SMOLLM2}")
         page.click("#tab-chat")
         page.wait_for_selector('#panel-chat[data-state="ready"]')
-        assert "onnxruntime-web wasm" in page.inner_text("#chat-path")
+        assert "onnxruntime-web wasm" in page.text_content("#chat-path")
         page.fill("#chat-temperature", "0")
         page.fill("#chat-max-tokens", "200")
         page.fill("#chat-input", "Write a long story about a lighthouse keeper.")

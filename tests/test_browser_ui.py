@@ -39,7 +39,7 @@ def test_classify_by_clicking(lumen_url, page_and_log, tmp_path):
     _open_app(page, lumen_url, "model=tiny-random-clip&runtime=auto")
     # No WebGPU in this browser: the fallback is taken and said so.
     assert page.locator("#runtime-badge").get_attribute("data-runtime") == "wasm"
-    assert "no WebGPU adapter" in page.locator("#runtime-reason").inner_text()
+    assert "no WebGPU adapter" in page.locator("#runtime-reason").text_content()
     banner = page.locator("#untrained-banner")
     assert banner.is_visible() and "untrained test model" in banner.inner_text()
 
@@ -140,3 +140,31 @@ def test_failed_download_and_too_large_are_explained(lumen_url, page_and_log):
     assert "Model too large" in alert.inner_text()
     screenshot(page, "model-too-large")
     assert all("Failed to load resource" in e for e in log.errors), log.errors
+
+
+def test_search_shows_more_results_on_request(lumen_url, page_and_log, tmp_path):
+    page, log = page_and_log
+    _open_app(page, lumen_url, "model=tiny-random-siglip")
+    folder = tmp_path / "many"
+    folder.mkdir()
+    images = fixed_images(seed=0) + fixed_images(seed=1) + fixed_images(seed=2) + fixed_images(seed=3)
+    for i in range(30):
+        (folder / f"img-{i:02d}.png").write_bytes(png_bytes(images[i % len(images)].rotate(i * 7)))
+    page.click("#tab-search")
+    page.set_input_files("#folder-input", str(folder))
+    expect(page.locator("#index-status")).to_contain_text("30 images indexed", timeout=120_000)
+    page.fill("#search-query", "a striped pattern")
+    page.click("#search-run")
+    thumbs = page.locator("#search-results .thumb")
+    expect(thumbs).to_have_count(24)
+    more = page.locator("#search-more")
+    expect(more).to_have_text("More results (6 more)")
+    first_page = [thumbs.nth(i).get_attribute("data-path") for i in range(24)]
+    more.click()
+    expect(thumbs).to_have_count(30)
+    expect(more).to_be_hidden()
+    paths = [thumbs.nth(i).get_attribute("data-path") for i in range(30)]
+    assert paths[:24] == first_page and len(set(paths)) == 30
+    scores = [float(thumbs.nth(i).get_attribute("data-score")) for i in range(30)]
+    assert scores == sorted(scores, reverse=True)
+    log.assert_clean()

@@ -90,3 +90,11 @@ def test_bad_model_id(tmp_path: Path, tiny_checkpoint: Path) -> None:
 def test_unknown_variant_is_an_argument_error(tmp_path: Path) -> None:
     proc = run_cli("clip", "--model", "tiny-random", "--variants", "fp32,int3", "--out", str(tmp_path), check=False)
     assert proc.returncode == 2 and "choose from" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unknown_llm_name_lists_every_built_in_name_and_verbose_works_after_the_subcommand(tmp_path: Path) -> None:
+    proc = run_cli("llm", "--model", "no-such-llm", "--out", str(tmp_path), "-v", check=False, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "unrecognized arguments" not in proc.stderr
+    assert "smollm2" in proc.stderr and "tiny-random-llama" in proc.stderr
+    assert "Traceback" in proc.stderr  # -v (after the subcommand) shows the traceback

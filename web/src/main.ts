@@ -24,6 +24,7 @@ declare global {
 }
 
 const params = new URLSearchParams(location.search);
+const runtimeRequest = setupRuntimeSwitch();
 const engine = new Engine();
 window.engine = engine;
 // "Ask the LLM" uses the chat model picked in the Chat tab, loading it on first use.
@@ -34,9 +35,30 @@ const fudd = new FuddPanel(engine, async () => {
 const fewshot = new FewShotPanel(engine);
 const classify = new ClassifyTab(engine, fudd, fewshot);
 const search = new SearchTab(engine, fewshot);
-const chat = new ChatTab(engine, () => ({ runtime: (params.get("runtime") ?? "auto") as RuntimeRequest }));
+const chat = new ChatTab(engine, () => ({ runtime: runtimeRequest }));
 const storage = new StoragePanel(engine);
-const speech = new SpeechInput(engine, () => ({ runtime: (params.get("runtime") ?? "auto") as RuntimeRequest }));
+const speech = new SpeechInput(engine, () => ({ runtime: runtimeRequest }));
+
+/**
+ * The "Runs on" switch (auto / WebGPU / WASM): ?runtime= wins, else the last choice (localStorage).
+ * onnxruntime-web's backend is fixed once a worker started it, so a change reloads the page
+ * (models come from the offline cache, so that is quick).
+ */
+function setupRuntimeSwitch(): RuntimeRequest {
+  const valid = (v: string | null): v is RuntimeRequest => v === "auto" || v === "webgpu" || v === "wasm";
+  const fromUrl = params.get("runtime");
+  const saved = localStorage.getItem("lumen-runtime");
+  const request: RuntimeRequest = valid(fromUrl) ? fromUrl : valid(saved) ? saved : "auto";
+  const select = byId<HTMLSelectElement>("runtime-select");
+  select.value = request;
+  select.addEventListener("change", () => {
+    localStorage.setItem("lumen-runtime", select.value);
+    const url = new URL(location.href);
+    url.searchParams.set("runtime", select.value);
+    location.assign(url);
+  });
+  return request;
+}
 
 /** The service worker caches the app and its runtime for offline use (production builds only: dev has no /sw.js). */
 function registerServiceWorker(): void {
@@ -57,7 +79,10 @@ function setupTabs(): void {
       t.tabIndex = on ? 0 : -1;
       byId(t.getAttribute("aria-controls")!).hidden = !on;
     }
+    document.body.dataset["tab"] = tab.id; // CSS shows tab-specific notices by it
+
   };
+  document.body.dataset["tab"] = tabs.find((t) => t.getAttribute("aria-selected") === "true")?.id ?? "";
   tabs.forEach((tab, i) => {
     tab.addEventListener("click", () => select(tab));
     tab.addEventListener("keydown", (e) => {
@@ -82,9 +107,8 @@ async function loadModel(id: string): Promise<void> {
   const select = byId<HTMLSelectElement>("model-select");
   select.disabled = true;
   try {
-    const runtime = (params.get("runtime") ?? "auto") as RuntimeRequest;
     const result = await engine.load({ vision: id }, {
-      runtime,
+      runtime: runtimeRequest,
       variant: params.get("variant") ?? undefined,
       onProgress: showDownload,
     });

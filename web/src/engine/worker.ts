@@ -10,7 +10,7 @@ import { checkExplainRequest, checkFuddOptions, classifyWithFudd, explainClass, 
 import { classifyWithClassifier, handleFewshot } from "./fewshot/worker_side";
 import { decodeImage, type ImagePayload } from "./vision/image";
 import type { LlmLoadResult, LoadResult, Requests, WorkerRequest, WorkerResponse } from "./protocol";
-import { chooseRuntime, findAdapter, startRuntime, type Runtime, type RuntimeRequest } from "./runtime/runtime";
+import { chooseRuntime, findAdapter, isSoftwareAdapter, startRuntime, type Runtime, type RuntimeRequest } from "./runtime/runtime";
 import { applyTemplate, scoreLabels } from "./vision/scoring";
 import { cacheFiles, fetchManifest, fileEntry, findModel, type DownloadProgress } from "./storage/store";
 import { VisionModel } from "./vision/vision_model";
@@ -70,7 +70,9 @@ async function loadLlm(msg: Extract<WorkerRequest, { type: "loadLlm" }>): Promis
   const entry = findModel(await fetchManifest(), msg.llm);
   if (!entry.llm) throw new ModelNotFoundError(`${entry.id} is not an LLM (task ${entry.task})`);
   const { adapter, why } = await findAdapter();
-  const plan = planChatPath(entry.llm, adapter, why, msg.options.runtime === "wasm");
+  // On "auto", a software adapter counts as a WASM request: WebLLM on SwiftShader is far slower.
+  const wantWasm = msg.options.runtime === "wasm" || (msg.options.runtime !== "webgpu" && !!adapter && isSoftwareAdapter(adapter));
+  const plan = planChatPath(entry.llm, adapter, why, wantWasm);
   const onProgress = (progress: DownloadProgress) => post({ id: msg.id, kind: "progress", progress });
   let model: LlmModel | null = null;
   let reason = plan.reason;

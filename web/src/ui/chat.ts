@@ -1,12 +1,17 @@
-// The Chat tab: pick a chat model, talk to it with streamed replies, stop a reply midway, tune
-// temperature and max tokens, and see which engine runs it (WebLLM or onnxruntime-web, and why).
+// The Chat tab: pick a chat model, talk to it with streamed replies (Markdown), stop a reply midway,
+// copy or regenerate a reply, set a system prompt, tune temperature and max tokens. Conversations
+// are saved in IndexedDB and listed beside the chat (ui/conversation_list.ts).
 // The model loads the first time the tab is opened (it is the biggest download of the app).
 // The panel's data-state ("idle", "loading", "ready", "generating", "error") is for tests.
 
 import type { ChatMessage, Engine, LoadOptions, ModelEntry } from "../engine/api";
-import { byId, showDownload, showError, showRuntime } from "./status";
+import { ChatBubble } from "./chat_message";
+import { ConversationList } from "./conversation_list";
+import { newConversation, saveConversation, titleFrom, type Conversation } from "./conversation_store";
+import { byId, clearErrors, setDetails, showDownload, showError, showRuntime } from "./status";
 
 type State = "idle" | "loading" | "ready" | "generating" | "error";
+type Outcome = "done" | "stopped" | "failed" | "discarded";
 
 export class ChatTab {
   private readonly panel = byId("panel-chat");
@@ -17,9 +22,11 @@ export class ChatTab {
   private readonly stop = byId<HTMLButtonElement>("chat-stop");
   private readonly temperature = byId<HTMLInputElement>("chat-temperature");
   private readonly maxTokens = byId<HTMLInputElement>("chat-max-tokens");
+  private readonly system = byId<HTMLTextAreaElement>("chat-system");
   private readonly pathLine = byId("chat-path");
   private readonly banner = byId("chat-banner");
-  private history: ChatMessage[] = [];
+  private readonly list = new ConversationList((c) => this.open(c), (id) => void this.deleted(id));
+  private conversation: Conversation = newConversation("");
   private controller: AbortController | null = null;
   private loaded: string | null = null;
   private hasModels = false;
@@ -36,15 +43,17 @@ export class ChatTab {
       }
     });
     this.stop.addEventListener("click", () => this.controller?.abort());
-    byId("chat-clear").addEventListener("click", () => {
-      this.history = [];
-      this.log.replaceChildren();
+    byId("chat-clear").addEventListener("click", () => this.open(newConversation(this.system.value)));
+    this.system.addEventListener("change", () => {
+      this.conversation.system = this.system.value;
+      void this.save();
     });
     this.select.addEventListener("change", () => void this.load(this.select.value));
     byId("tab-chat").addEventListener("click", () => {
       if (this.hasModels && this.loaded === null && this.state !== "loading") void this.load(this.select.value);
     });
     this.setState("idle");
+    void this.restore();
   }
 
   /** Fills the model list (models with task text-generation); `wanted` preselects one. */
@@ -72,6 +81,7 @@ export class ChatTab {
     this.input.disabled = state === "loading" || state === "idle";
     this.stop.disabled = !generating;
     this.select.disabled = state === "loading" || generating || !this.hasModels;
+    for (const b of this.log.querySelectorAll<HTMLButtonElement>('[data-action="regenerate"]')) b.disabled = state !== "ready";
   }
 
   async load(id: string): Promise<void> {
@@ -82,12 +92,11 @@ export class ChatTab {
       const info = result.llm;
       showRuntime(result.runtime, result.runtimeReason);
       this.loaded = info.id;
-      this.pathLine.textContent = `${info.runtime} · ${info.pathReason}`;
+      this.pathLine.textContent = `${info.id} is ready.`;
+      setDetails(this.pathLine, `${info.runtime} · ${info.pathReason}`);
       this.pathLine.dataset["path"] = info.path;
       this.banner.hidden = info.trained && !info.note; // the note says e.g. "base model: plain completion"
-      this.banner.textContent = info.trained ? info.note ?? "" : `${info.id} is an untrained test model: its replies are random tokens.`;
-      this.history = [];
-      this.log.replaceChildren();
+      this.banner.textContent = info.trained ? info.note ?? "" : `${info.id} is an untrained test model: its replies are random words.`;
       this.setState("ready");
       this.input.focus();
     } catch (err) {
@@ -100,73 +109,138 @@ export class ChatTab {
     }
   }
 
-  private bubble(role: "user" | "assistant", text: string): HTMLElement {
-    const item = document.createElement("li");
-    item.className = `chat-msg ${role}`;
-    item.dataset["role"] = role;
-    const body = document.createElement("div");
-    body.className = "chat-text";
-    body.textContent = text;
-    item.append(body);
-    this.log.append(item);
-    return body;
+  /** Shows the latest saved conversation after a reload (no model needed to read it). */
+  private async restore(): Promise<void> {
+    try {
+      const [latest] = await this.list.refresh(null);
+      if (latest && this.conversation.messages.length === 0) this.open(latest);
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  /** Switches to `c`: a running reply is aborted and dropped (it belonged to the old conversation). */
+  private open(c: Conversation): void {
+    this.controller?.abort();
+    this.conversation = c;
+    this.system.value = c.system;
+    this.log.replaceChildren();
+    c.messages.forEach((m, i) => this.show(m, i));
+    void this.list.refresh(c.id).catch(showError);
+  }
+
+  private async deleted(id: string): Promise<void> {
+    if (id === this.conversation.id) this.open(newConversation(this.system.value));
+    else await this.list.refresh(this.conversation.id);
+  }
+
+  private async save(): Promise<void> {
+    const c = this.conversation;
+    if (c.messages.length === 0) return; // an empty chat is not worth a list entry
+    c.updated = Date.now();
+    try {
+      await saveConversation(c);
+      await this.list.refresh(this.conversation.id);
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  /** Appends the bubble of message `index` of the current conversation. */
+  private show(message: ChatMessage, index: number): ChatBubble {
+    const bubble = new ChatBubble(message.role === "user" ? "user" : "assistant", message.content);
+    bubble.item.dataset["index"] = String(index);
+    if (bubble.role === "assistant") bubble.addActions({ regenerate: () => void this.regenerate(index) });
+    this.log.append(bubble.item);
+    return bubble;
   }
 
   private async ask(): Promise<void> {
     const text = this.input.value.trim();
     if (!text || this.state !== "ready") return;
     this.input.value = "";
-    this.bubble("user", text);
-    this.history.push({ role: "user", content: text });
-    const reply = this.bubble("assistant", "");
-    const item = reply.parentElement!;
-    item.dataset["status"] = "streaming";
-    this.controller = new AbortController();
+    const c = this.conversation;
+    if (c.messages.length === 0) c.title = titleFrom(text);
+    c.messages.push({ role: "user", content: text });
+    const question = this.show(c.messages.at(-1)!, c.messages.length - 1);
+    if (await this.reply() === "failed") {
+      // A turn that got no answer leaves the conversation; its text goes back to the input box.
+      c.messages.pop();
+      question.item.remove();
+      this.input.value = text;
+    }
+  }
+
+  /** Drops reply `index` (and anything after it) and asks again. */
+  private async regenerate(index: number): Promise<void> {
+    if (this.state !== "ready") return;
+    const c = this.conversation;
+    const removed = c.messages.splice(index);
+    for (const li of Array.from(this.log.children) as HTMLElement[]) {
+      if (Number(li.dataset["index"]) >= index) li.remove();
+    }
+    if (await this.reply() === "failed") {
+      c.messages.push(...removed);
+      this.open(c);
+    }
+  }
+
+  /** Streams the assistant's answer to the current conversation into a new bubble. */
+  private async reply(): Promise<Outcome> {
+    const c = this.conversation;
+    const bubble = new ChatBubble("assistant", "");
+    this.log.append(bubble.item);
+    bubble.item.dataset["status"] = "streaming";
+    const controller = new AbortController();
+    this.controller = controller;
     this.setState("generating");
     let content = "";
+    let outcome: Outcome = "done";
+    const maxTokens = this.maxTokens.value.trim();
     try {
       const stream = await this.engine.chat.completions.create({
-        messages: this.history,
+        messages: [...(c.system.trim() ? [{ role: "system" as const, content: c.system.trim() }] : []), ...c.messages],
         stream: true,
-        temperature: Number(this.temperature.value),
-        max_tokens: Number(this.maxTokens.value),
-        signal: this.controller.signal,
+        temperature: Number(this.temperature.value || "0.7"),
+        // An empty field means the engine's default, not 0.
+        max_tokens: maxTokens === "" ? undefined : Number(maxTokens),
+        signal: controller.signal,
       });
       for await (const chunk of stream) {
         const choice = chunk.choices[0];
         content += choice?.delta.content ?? "";
-        reply.textContent = content;
-        reply.scrollIntoView({ block: "end" });
-        if (chunk.usage) item.append(this.stats(chunk.usage.completion_tokens, chunk.usage.extra?.decode_tokens_per_s,
+        bubble.setText(content);
+        bubble.item.scrollIntoView({ block: "end" });
+        if (chunk.usage) bubble.note(stats(chunk.usage.completion_tokens, chunk.usage.extra?.decode_tokens_per_s,
           choice?.finish_reason ?? null));
       }
-      item.dataset["status"] = "done";
+      clearErrors(); // an earlier failure is over
     } catch (err) {
-      if (err instanceof DOMException && err.name === "AbortError") {
-        item.dataset["status"] = "stopped";
-        item.append(this.note("stopped"));
-      } else {
-        item.dataset["status"] = "error";
-        showError(err);
-      }
+      outcome = err instanceof DOMException && err.name === "AbortError" ? "stopped" : "failed";
+      if (outcome === "failed") showError(err);
     } finally {
-      this.controller = null;
-      // A stopped reply stays in the conversation as far as it got, as chat apps do.
-      this.history.push({ role: "assistant", content });
-      this.setState("ready");
+      if (this.controller === controller) this.controller = null;
+      this.setState(this.loaded ? "ready" : "idle");
     }
+    if (c !== this.conversation) return "discarded"; // New chat (or another conversation) took over
+    if (outcome === "failed" || (outcome === "stopped" && !content)) {
+      bubble.item.remove();
+      return outcome;
+    }
+    bubble.item.dataset["status"] = outcome;
+    if (outcome === "stopped") bubble.note("stopped");
+    // A stopped reply stays in the conversation as far as it got, as chat apps do.
+    c.messages.push({ role: "assistant", content });
+    const index = c.messages.length - 1;
+    bubble.item.dataset["index"] = String(index);
+    bubble.addActions({ regenerate: () => void this.regenerate(index) });
+    await this.save();
+    return outcome;
   }
+}
 
-  private note(text: string): HTMLElement {
-    const note = document.createElement("small");
-    note.className = "chat-note";
-    note.textContent = text;
-    return note;
-  }
-
-  private stats(tokens: number, tokensPerSecond: number | undefined, finish: string | null): HTMLElement {
-    const speed = tokensPerSecond ? ` · ${tokensPerSecond.toFixed(1)} tok/s` : "";
-    const cut = finish === "length" ? " · stopped at max tokens" : "";
-    return this.note(`${tokens} tokens${speed}${cut}`);
-  }
+function stats(tokens: number, tokensPerSecond: number | undefined, finish: string | null): string {
+  const speed = tokensPerSecond ? ` · ${tokensPerSecond.toFixed(1)} tok/s` : "";
+  const cut = finish === "length" ? " · stopped at max tokens" : "";
+  return `${tokens} tokens${speed}${cut}`;
 }

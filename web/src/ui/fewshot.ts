@@ -107,8 +107,9 @@ export class FewShotPanel {
   /** Called after Classify rendered its cards (zero-shot): adds "this is X" and the adapted scores. */
   showResults(files: File[]): void {
     this.shownFiles = files;
+    // The first cards are the classified files, in order; cards of unreadable files follow them.
     const cards = Array.from(document.querySelectorAll<HTMLElement>("#classify-results .result-card"));
-    cards.forEach((card, i) => this.decorate(card, files[i]!));
+    cards.slice(0, files.length).forEach((card, i) => this.decorate(card, files[i]!));
     void this.queue(() => this.compare());
   }
 

@@ -5,7 +5,7 @@ import { UnsupportedImageError, type Engine, type VisionModelInfo } from "../eng
 import { dot } from "../engine/vision/scoring";
 import type { FewShotPanel } from "./fewshot";
 import { attachMoreLikeThese } from "./fewshot_search";
-import { byId, clearErrors, showError } from "./status";
+import { byId, clearErrors, InputError, showError } from "./status";
 import { clearImages, loadImages, saveImages, type IndexedImage } from "./storage";
 
 const IMAGE_FILE = /\.(png|jpe?g|webp|gif|bmp|avif)$/i;
@@ -43,9 +43,13 @@ export class SearchTab {
   private model: VisionModelInfo | null = null;
   private entries: IndexedImage[] = [];
   private urls: string[] = [];
+  private ranked: { e: IndexedImage; score: number }[] = [];
 
   constructor(private readonly engine: Engine, fewshot?: FewShotPanel) {
-    if (fewshot) attachMoreLikeThese(engine, fewshot, { entries: () => this.entries, show: (ranked) => this.render(ranked) });
+    if (fewshot) attachMoreLikeThese(engine, fewshot, { entries: () => this.entries, show: (ranked) => {
+      this.ranked = ranked;
+      this.render(SHOWN);
+    } });
     const picker = (window as PickerWindow).showDirectoryPicker;
     const pickButton = byId<HTMLButtonElement>("folder-pick");
     pickButton.hidden = !picker;
@@ -166,28 +170,37 @@ export class SearchTab {
   private async clear(): Promise<void> {
     await clearImages(this.key);
     this.entries = [];
-    byId("search-results").replaceChildren();
+    this.ranked = [];
+    this.render(0);
     this.showCount();
   }
 
   private async search(): Promise<void> {
     const query = byId<HTMLInputElement>("search-query").value.trim();
     if (!query || this.entries.length === 0) {
-      if (!this.entries.length) showError(new Error("Index a folder first, then search it."));
+      if (!this.entries.length) showError(new InputError("Index a folder first", "Choose a folder of images above, then search it."));
       return;
     }
     try {
       const [text] = await this.engine.embedTexts([query]);
       const ranked = this.entries.map((e) => ({ e, score: dot(e.embedding, text!) })).sort((a, b) => b.score - a.score);
-      this.render(ranked.slice(0, SHOWN));
+      this.ranked = ranked;
+      this.render(SHOWN);
     } catch (err) {
       showError(err);
     }
   }
 
-  private render(ranked: { e: IndexedImage; score: number }[]): void {
+  /** Shows the best `count` of the last ranking; "More results" adds the next page. */
+  private render(count: number): void {
+    const ranked = this.ranked.slice(0, count);
     this.urls.forEach((u) => URL.revokeObjectURL(u));
     this.urls = ranked.map((r) => URL.createObjectURL(r.e.thumbnail));
+    const more = byId<HTMLButtonElement>("search-more");
+    const left = this.ranked.length - ranked.length;
+    more.hidden = left <= 0;
+    more.textContent = `More results (${left} more)`;
+    more.onclick = () => this.render(count + SHOWN);
     byId("search-results").replaceChildren(...ranked.map((r, i) => {
       const li = document.createElement("li");
       li.className = "thumb";

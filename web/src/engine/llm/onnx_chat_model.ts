@@ -123,13 +123,20 @@ export class OnnxLlmModel implements LlmModel {
     let modelBytes = got.get(model.path)!;
     got.delete(model.path); // let the original go once it is rewritten
     let weights = "";
-    if (runtime.name === "wasm" && options.expandWeights !== false) {
+    const expand = runtime.name === "wasm" && options.expandWeights !== false;
+    // The steps after the download take seconds too: say which one runs.
+    const steps = expand ? ["expanding weights", "creating the session"] : ["creating the session"];
+    const preparing = (done: number) => options.onProgress?.({ loadedBytes: bytes, totalBytes: bytes, mbPerSecond: 0,
+      etaSeconds: null, file: model.path, preparing: { step: steps[done]!, done, total: steps.length } });
+    preparing(0);
+    if (expand) {
       const expanded = dequantizeMatMulNBits(modelBytes);
       if (expanded) {
         modelBytes = expanded.bytes;
         weights = `, ${expanded.nodes} MatMulNBits expanded to ${expanded.matmuls} fp32 MatMuls at load`;
       }
     }
+    if (expand) preparing(1);
     const session = await createDecoderSession(runtime, entry, modelBytes, data.map((f) => ({
       path: basename(f.path), data: got.get(f.path)!,
     })), model.path);

@@ -38,9 +38,20 @@ export async function findAdapter(): Promise<{ adapter: GpuAdapterLike | null; w
   }
 }
 
+/** A software adapter (SwiftShader, Chromium's `isFallbackAdapter`): WebGPU there is far slower than WASM. */
+export function isSoftwareAdapter(adapter: GpuAdapterLike): boolean {
+  const info = adapter.info ?? {};
+  return info.isFallbackAdapter ?? adapter.isFallbackAdapter ?? /swiftshader/i.test(`${info.vendor} ${info.architecture} ${info.description}`);
+}
+
+function adapterName(adapter: GpuAdapterLike): string {
+  const info = adapter.info ?? {};
+  return [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unknown GPU";
+}
+
 function describeAdapter(adapter: GpuAdapterLike): string {
   const info = adapter.info ?? {};
-  const software = info.isFallbackAdapter ?? adapter.isFallbackAdapter ?? false;
+  const software = isSoftwareAdapter(adapter);
   const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unknown GPU";
   return software ? `WebGPU adapter found: software adapter (${name}); expect it to be slow` : `WebGPU adapter found: ${name}`;
 }
@@ -55,6 +66,10 @@ export async function chooseRuntime(request: RuntimeRequest, threads?: number): 
   const wasm = wasmThreads(threads);
   if (request === "wasm") return { name: "wasm", reason: `WASM (${wasm.why}): requested`, threads: wasm.threads };
   const { adapter, why } = await findAdapter();
+  if (adapter && request === "auto" && isSoftwareAdapter(adapter)) {
+    return { name: "wasm", reason: `WASM (${wasm.why}): the only WebGPU adapter is a software one (${adapterName(adapter)}), `
+      + "which is slower than WASM; choose WebGPU explicitly to use it anyway", threads: wasm.threads };
+  }
   if (adapter) {
     return { name: "webgpu", reason: describeAdapter(adapter), threads: wasm.threads, maxBufferSize: adapter.limits.maxBufferSize };
   }

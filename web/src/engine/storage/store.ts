@@ -15,6 +15,8 @@ export interface DownloadProgress {
   /** Seconds left at that speed; null until it is known. */
   etaSeconds: number | null;
   file: string;
+  /** After the download: which preparation step runs now (step `done + 1` of `total`). */
+  preparing?: { step: string; done: number; total: number };
 }
 
 export type ProgressCallback = (p: DownloadProgress) => void;
