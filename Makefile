@@ -4,7 +4,7 @@ PYTHON ?= .venv/bin/python
 PORT ?= 8000
 ARTIFACTS ?= artifacts
 
-.PHONY: install demo test bench constraints
+.PHONY: install demo test test-heavy bench constraints
 
 .install.stamp: pyproject.toml constraints.txt requirements-data.txt web/package-lock.json bench/peer/package-lock.json scripts/install.sh
 	bash scripts/install.sh
@@ -17,6 +17,10 @@ demo: .install.stamp
 
 test: .install.stamp
 	$(PYTHON) -m pytest
+
+# Real models beyond the embedded defaults (Gemma 3 270M): 10-20 minutes, not part of `make test`.
+test-heavy: .install.stamp
+	$(PYTHON) -m pytest -m heavy
 
 bench: .install.stamp
 	$(PYTHON) -m bench

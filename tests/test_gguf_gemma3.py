@@ -19,7 +19,7 @@ from tokenizers import Tokenizer
 from exporter.gguf.reader import GgufFile
 from spm_reference import spm_encode
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 MODEL_ID = "gemma-3-270m-q4_k_m"
 
 
