@@ -74,7 +74,13 @@ export function checkClassifyRequest(request: unknown): void {
   }
   const r = request as Record<string, unknown>;
   checkImages(r.images);
-  checkStrings(r.labels, "labels");
+  if (r.classifier !== undefined && (typeof r.classifier !== "string" || r.classifier === "")) {
+    throw new InvalidRequestError(`classifier must be a saved classifier's id, got ${describe(r.classifier)}`,
+      "pass the id engine.fewshot.fit returned (engine.fewshot.list() lists them)");
+  }
+  // With a few-shot classifier the labels may be left out ([]): the classifier's own are used.
+  const classifierLabels = r.classifier !== undefined && Array.isArray(r.labels) && r.labels.length === 0;
+  if (!classifierLabels) checkStrings(r.labels, "labels");
   checkTopK(r.topK);
   if (r.template !== undefined && typeof r.template !== "string") {
     throw new InvalidRequestError(`template must be a string, got ${describe(r.template)}`,
