@@ -290,7 +290,7 @@ export class Engine {
   }
 
   async embedTexts(texts: string[]): Promise<Float32Array[]> {
-    checkStrings(texts, "texts");
+    checkStrings(texts, "texts", true);
     return this.call("embedTexts", { texts });
   }
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { InvalidRequestError } from "./errors";
-import { checkClassifyRequest } from "./validate";
+import { checkClassifyRequest, checkStrings } from "./validate";
 
 const images = ["data:image/png;base64,iVBORw0KGgo="];
 
@@ -20,4 +20,11 @@ test("a classifier must be an id string", () => {
     assert.throws(() => checkClassifyRequest({ images, labels: [], classifier }),
       (e) => e instanceof InvalidRequestError && /classifier must be/.test(e.message));
   }
+});
+
+test("texts to embed may be blank (the tokenizer gives the special tokens); labels may not", () => {
+  assert.doesNotThrow(() => checkStrings(["", "a cat"], "texts", true));
+  assert.throws(() => checkStrings(["", "a cat"], "labels"), (e) => e instanceof InvalidRequestError && /labels\[0\]/.test(e.message));
+  assert.throws(() => checkStrings([null], "texts", true), InvalidRequestError);
+  assert.throws(() => checkStrings([], "texts", true), InvalidRequestError);
 });

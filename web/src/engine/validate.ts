@@ -49,12 +49,14 @@ export function checkDataUrl(url: string, field: string): void {
 }
 
 /** labels / texts: a non-empty array of non-empty strings. */
-export function checkStrings(values: unknown, field: string): void {
-  const fix = `pass ${field} as an array of non-empty strings, e.g. ["a cat", "a dog"]`;
+/** A non-empty array of strings; `blankAllowed`: "" is fine (a text tower embeds it: only the special tokens). */
+export function checkStrings(values: unknown, field: string, blankAllowed = false): void {
+  const kind = blankAllowed ? "strings" : "non-empty strings";
+  const fix = `pass ${field} as an array of ${kind}, e.g. ["a cat", "a dog"]`;
   if (!Array.isArray(values)) throw new InvalidRequestError(`${field} must be an array, got ${describe(values)}`, fix);
   if (values.length === 0) throw new InvalidRequestError(`${field} is empty`, fix);
-  const bad = values.findIndex((v) => typeof v !== "string" || v.trim() === "");
-  if (bad >= 0) throw new InvalidRequestError(`${field}[${bad}] is ${describe(values[bad])}, not a non-empty string`, fix);
+  const bad = values.findIndex((v) => typeof v !== "string" || (!blankAllowed && v.trim() === ""));
+  if (bad >= 0) throw new InvalidRequestError(`${field}[${bad}] is ${describe(values[bad])}, not a ${kind.slice(0, -1)}`, fix);
 }
 
 /** topK: absent, or a whole number >= 1 (more than the labels is fine: all are ranked). */
