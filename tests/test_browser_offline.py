@@ -173,8 +173,11 @@ def file_entry(root: Path, path: str) -> dict:
 
 
 def variant_files(root: Path, model_id: str, runtime: str = "wasm") -> list[str]:
+    """The files the engine loads for the runtime's default variant: a vision model's two towers, not
+    the combined model written for the peers' zero-shot pipelines."""
     model = manifest_entry(root, model_id)
-    return list(model["variants"][model["defaults"][runtime]]["files"].values())
+    files = model["variants"][model["defaults"][runtime]]["files"]
+    return [path for role, path in files.items() if not (role == "model" and "vision_model" in files)]
 
 
 @dataclass
