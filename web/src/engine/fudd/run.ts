@@ -113,7 +113,7 @@ export async function makeDescriber(prompt: FuddPrompt, chat: LlmModel | null, t
     // The prompt file's roles are system/user/assistant.
     const params = { messages: messages as ChatMessage[], max_tokens: maxNewTokens,
       temperature: prompt.data.generation.temperature, top_p: 1, seed: 0, top_logprobs: -1, grammar: grammar ?? null,
-      stop: [], adjust: { logitBias: [], presencePenalty: 0, frequencyPenalty: 0 }, toolCall: false };
+      stop: [], adjust: { logitBias: [], presencePenalty: 0, frequencyPenalty: 0 }, toolCall: false, cachePrompt: true };
     const result = await chat.generate(params, () => undefined, () => false);
     return { text: result.text, tokenIds: result.tokenIds };
   };

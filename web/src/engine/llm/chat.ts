@@ -46,6 +46,11 @@ export interface ChatCompletionRequest {
   tools?: ToolDefinition[];
   /** "none" | "required" | {type: "function", function: {name}}; default "required" with tools ("auto" is refused). */
   tool_choice?: ToolChoice;
+  /**
+   * Reuse the KV cache of the previous request for the prompt prefix they share (default true;
+   * llama.cpp's name for it). false prefills the whole prompt: same tokens, slower.
+   */
+  cache_prompt?: boolean;
   /** {include_usage}: accepted; the final chunk always carries usage. */
   stream_options?: { include_usage?: boolean };
   /** Echoed only: the engine serves the model it loaded. */
@@ -71,6 +76,8 @@ export interface GenerationParams {
   adjust: LogitAdjustments;
   /** The reply is a tool call (the grammar is the tools' schema). */
   toolCall: boolean;
+  /** Reuse the previous request's KV cache for the shared prompt prefix. */
+  cachePrompt: boolean;
 }
 
 export type FinishReason = "stop" | "length" | "tool_calls";
@@ -80,6 +87,10 @@ export interface UsageExtra {
   runtime: string;
   prefill_ms: number;
   decode_ms: number;
+  /** Prompt tokens run through the model (onnxruntime-web path); the rest came from the KV cache. */
+  prefill_tokens?: number;
+  /** Prompt tokens whose keys and values were reused from the previous request (= cached_tokens). */
+  prefill_tokens_saved?: number;
   prefill_tokens_per_s: number;
   /** Tokens after the first, over the time spent producing them. */
   decode_tokens_per_s: number;
@@ -92,6 +103,8 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** OpenAI's field: cached_tokens = prompt tokens reused from the KV cache (onnxruntime-web path). */
+  prompt_tokens_details?: { cached_tokens: number };
   extra?: UsageExtra;
 }
 
@@ -202,8 +215,11 @@ export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: 
     throw invalid(`stop must be a non-empty string or a list of at most ${MAX_STOP_STRINGS}, got ${JSON.stringify(req.stop)}`);
   }
   const adjust = logitAdjustments(req, invalid);
+  if (req.cache_prompt !== undefined && typeof req.cache_prompt !== "boolean") {
+    throw invalid(`cache_prompt must be a boolean, got ${JSON.stringify(req.cache_prompt)}`);
+  }
   return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1, grammar, stop, adjust,
-    toolCall: tools !== null };
+    toolCall: tools !== null, cachePrompt: req.cache_prompt ?? true };
 }
 
 function abortError(): DOMException {

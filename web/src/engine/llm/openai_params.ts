@@ -2,11 +2,11 @@
 // error that names it and lists what is supported: a caller must never believe `tools` or `stop`
 // shaped the reply when they did not. (WebLLM's coverage for comparison: README "OpenAI API coverage".)
 
-/** Fields honoured as OpenAI defines them, plus `signal` (abort) and the echoed `model`. */
+/** Fields honoured as OpenAI defines them, plus `signal` (abort), the echoed `model` and llama.cpp's `cache_prompt`. */
 export const SUPPORTED_FIELDS = [
   "messages", "stream", "stream_options", "max_tokens", "temperature", "top_p", "seed", "logprobs", "top_logprobs",
   "response_format", "stop", "logit_bias", "presence_penalty", "frequency_penalty", "tools", "tool_choice",
-  "model", "signal",
+  "model", "signal", "cache_prompt",
 ] as const;
 
 /** Fields accepted only at the value that changes nothing (OpenAI's default). */
