@@ -181,7 +181,9 @@ export class WebLlmModel implements LlmModel {
 }
 
 /** Our grammar as WebLLM spells it (it runs xgrammar too; schemas go as JSON text). */
-function webLlmResponseFormat(spec: GrammarSpec): { type: "json_object" | "grammar"; schema?: string; grammar?: string } {
+function webLlmResponseFormat(spec: GrammarSpec):
+  { type: "json_object" | "grammar" | "structural_tag"; schema?: string; grammar?: string; structural_tag?: string } {
   if (spec.kind === "grammar") return { type: "grammar", grammar: spec.ebnf };
+  if (spec.kind === "structural_tag") return { type: "structural_tag", structural_tag: spec.tag };
   return spec.kind === "json_schema" ? { type: "json_object", schema: spec.schema } : { type: "json_object" };
 }
