@@ -222,7 +222,8 @@ export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: 
   }
   const adjust = logitAdjustments(req, invalid);
   if (req.cache_prompt !== undefined && typeof req.cache_prompt !== "boolean") {
-    throw invalid(`cache_prompt must be a boolean, got ${JSON.stringify(req.cache_prompt)}`);
+    throw invalid(`cache_prompt must be a boolean, got ${JSON.stringify(req.cache_prompt)}`,
+      "pass true (reuse the shared prompt prefix, the default) or false (prefill the whole prompt)");
   }
   return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1, grammar, stop, adjust,
     toolCall: tools?.reply ?? "none", cachePrompt: req.cache_prompt ?? true };

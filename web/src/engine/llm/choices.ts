@@ -9,7 +9,8 @@ export const MAX_CHOICES = 8;
 /** `n`, checked: how many independent replies one request asks for. */
 export function choiceCount(req: ChatCompletionRequest, invalid: (message: string, fix?: string) => Error): number {
   const n = req.n ?? 1;
-  if (!Number.isInteger(n) || n < 1 || n > MAX_CHOICES) throw invalid(`n must be an integer in [1, ${MAX_CHOICES}], got ${n}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_CHOICES) throw invalid(`n must be an integer in [1, ${MAX_CHOICES}], got ${n}`,
+      `ask for at most ${MAX_CHOICES} replies per request (each is a full generation on this device)`);
   if (n > 1 && req.stream) {
     throw invalid("n > 1 cannot be streamed here", "call without stream: true, or stream n requests one after another");
   }
