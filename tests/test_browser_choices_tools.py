@@ -189,4 +189,7 @@ def test_what_stays_unsupported_is_a_named_error(tiny_page):
     for name, (extra, message) in cases.items():
         err = page.evaluate(ERROR_JS, {"messages": MESSAGES, "max_tokens": 2, **extra})
         assert err is not None, name
-        assert err["name"] == "InvalidRequestError" and err["message"] == message and err["fix"] is not None, (name, err)
+        assert err["name"] == "InvalidRequestError" and err["message"] == message and err["fix"] is not None, (
+            name,
+            err,
+        )

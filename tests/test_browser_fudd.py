@@ -346,7 +346,9 @@ def test_llm_descriptions_match_python_greedy_and_are_cached_offline(fudd_root, 
     assert second["llmCalls"] == 0 and second["cacheHits"] == len(pairs)
     assert {p["source"] for p in second["pairs"]} == {"cache"} and {p["source"] for p in again["progress"]} == {"cache"}
     # (prefill counts exist only where the LLM was asked now)
-    assert [{**p, "source": "llm"} for p in second["pairs"]] == [{k: v for k, v in p.items() if k != "prefill"} for p in pairs]
+    assert [{**p, "source": "llm"} for p in second["pairs"]] == [
+        {k: v for k, v in p.items() if k != "prefill"} for p in pairs
+    ]
     assert second["images"] == first["images"]
 
     # Each answer: reference/llm.py's greedy tokens for the same prompt (the browser's list ends with
@@ -415,8 +417,10 @@ def test_later_pairs_prefill_only_their_own_tokens(fudd_root, fudd_url, browser,
             assert p["prefill"]["promptTokens"] - p["prefill"]["cachedTokens"] <= own
     assert stats["prefillTokensSaved"] == sum(cached) >= 5 * shared
     assert stats["prefillTokens"] + stats["prefillTokensSaved"] == sum(p["prefill"]["promptTokens"] for p in asked)
-    print(f"FuDD {'json' if structured else 'lines'}: {len(asked)} pairs, {stats['prefillTokens']} prompt tokens "
-          f"prefilled, {stats['prefillTokensSaved']} reused (shared prefix {shared} tokens)")
+    print(
+        f"FuDD {'json' if structured else 'lines'}: {len(asked)} pairs, {stats['prefillTokens']} prompt tokens "
+        f"prefilled, {stats['prefillTokensSaved']} reused (shared prefix {shared} tokens)"
+    )
 
 
 @pytest.mark.browser

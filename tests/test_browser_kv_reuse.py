@@ -24,19 +24,24 @@ from test_browser_chat import open_engine_page
 # Chunked and whole prefills of the same tokens differ only by float summation order.
 LOGPROB_TOL = 1e-4
 
-RUN_JS = """async ([id, runtime, turns]) => {
+RUN_JS = """async ([id, runtime, turns, maxTokens, short]) => {
   const engine = window.engine;
   // The random model likes line breaks, which re-tokenize differently inside the next prompt: banned.
   const logit_bias = { 198: -100 };
   const load = await engine.loadChat(id, { runtime });
   const ask = (messages, extra = {}) => engine.chat.completions.create(
-      { messages, max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 3, logit_bias, ...extra });
+      { messages, max_tokens: maxTokens, temperature: 0, logprobs: true, top_logprobs: 3, logit_bias, ...extra });
   const brief = (r) => ({ prompt: r.prompt_token_ids, tokens: r.choices[0].token_ids, text: r.choices[0].message.content,
     logprobs: r.choices[0].logprobs.content.map((l) => l.logprob), usage: r.usage });
   const first = [{ role: "user", content: turns[0] }];
   const r1 = brief(await ask(first));
   const second = [...first, { role: "assistant", content: r1.text }, { role: "user", content: turns[1] }];
   const r2 = brief(await ask(second));
+  if (short) {  // WebGPU on SwiftShader is slow: extend, diverge (cuts GPU buffers), and the same without reuse
+    const r3 = brief(await ask([...second.slice(0, 2), { role: "user", content: turns[2] }]));
+    const r3Full = brief(await ask([...second.slice(0, 2), { role: "user", content: turns[2] }], { cache_prompt: false }));
+    return { load, r1, r2, r3, r3Full };
+  }
   const r2Full = brief(await ask(second, { cache_prompt: false }));
   const diverging = [...first, { role: "assistant", content: r1.text }, { role: "user", content: turns[2] }];
   const r3 = brief(await ask(diverging));
@@ -71,10 +76,10 @@ def tiny_url(shared_artifacts, web_dist) -> Iterator[str]:
         yield f"http://{host}:{port}"
 
 
-def run_conversation(chromium, url: str, runtime: str) -> dict:
+def run_conversation(chromium, url: str, runtime: str, max_tokens: int = 8, short: bool = False) -> dict:
     context, page, log = open_engine_page(chromium, url)
     try:
-        out = page.evaluate(RUN_JS, [TINY_LLM, runtime, TURNS])
+        out = page.evaluate(RUN_JS, [TINY_LLM, runtime, TURNS, max_tokens, short])
         log.assert_clean()
         return out
     finally:
@@ -127,10 +132,20 @@ def test_kv_reuse_on_wasm_prefills_only_new_tokens_and_gives_the_same_tokens(bro
 
 @pytest.mark.browser
 def test_kv_reuse_on_webgpu_cuts_gpu_buffers_and_matches_wasm(browser, webgpu_browser, tiny_url):
-    gpu = run_conversation(webgpu_browser, tiny_url, "webgpu")
+    gpu = run_conversation(webgpu_browser, tiny_url, "webgpu", max_tokens=3, short=True)
     assert gpu["load"]["runtime"] == "webgpu"  # not a silent WASM fallback
-    check_reuse(gpu)
-    wasm = run_conversation(browser, tiny_url, "wasm")
+    r1, r2, r3, r3_full = (gpu[k] for k in ("r1", "r2", "r3", "r3Full"))
+
+    def cached(r: dict) -> int:
+        return r["usage"]["prompt_tokens_details"]["cached_tokens"]
+
+    assert cached(r1) == 0 and cached(r2) == expected_reuse(r1, r2["prompt"]) >= len(r1["prompt"])
+    # Diverging: the GPU cache is cut to the common prefix, and the reply is what a full prefill gives.
+    assert cached(r3) == expected_reuse(r2, r3["prompt"])
+    assert 0 < cached(r3) < len(r3["prompt"]) - 1
+    assert cached(r3_full) == 0
+    same_generation(r3, r3_full)
+    wasm = run_conversation(browser, tiny_url, "wasm", max_tokens=3, short=True)
     for key in ("r1", "r2", "r3"):
         assert gpu[key]["tokens"] == wasm[key]["tokens"]
         assert gpu[key]["usage"]["prompt_tokens_details"] == wasm[key]["usage"]["prompt_tokens_details"]
