@@ -384,7 +384,8 @@ print(out);
 """)
     assert got["tools"]["message"] == "unsupported request field: functions"
     assert "supported: messages, stream" in got["tools"]["fix"] and "response_format" in got["tools"]["fix"]
-    assert got["n2_and_user"]["message"] == "unsupported request fields: n, user"
+    assert "cache_prompt" in got["tools"]["fix"] and ", n" in got["tools"]["fix"]
+    assert got["n2_and_user"]["message"] == "unsupported request field: user"  # n is supported
     assert "frequency_penalty must be a number in [-2, 2]" in got["penalty_range"]["message"]
     assert "logit_bias keys must be token ids" in got["bias_key"]["message"]
     assert "logit_bias[5] must be a number in [-100, 100]" in got["bias_range"]["message"]
