@@ -345,7 +345,10 @@ def test_llm_descriptions_match_python_greedy_and_are_cached_offline(fudd_root, 
     second = again["result"]
     assert second["llmCalls"] == 0 and second["cacheHits"] == len(pairs)
     assert {p["source"] for p in second["pairs"]} == {"cache"} and {p["source"] for p in again["progress"]} == {"cache"}
-    assert [{**p, "source": "llm"} for p in second["pairs"]] == pairs
+    # (prefill counts exist only where the LLM was asked now)
+    assert [{**p, "source": "llm"} for p in second["pairs"]] == [
+        {k: v for k, v in p.items() if k != "prefill"} for p in pairs
+    ]
     assert second["images"] == first["images"]
 
     # Each answer: reference/llm.py's greedy tokens for the same prompt (the browser's list ends with
@@ -370,6 +373,54 @@ def test_llm_descriptions_match_python_greedy_and_are_cached_offline(fudd_root, 
         )
     assert first["fallbacks"] == describer.fallbacks
     assert not errors, errors
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("structured", [False, True], ids=["lines", "json"])
+def test_later_pairs_prefill_only_their_own_tokens(fudd_root, fudd_url, browser, structured):
+    """FuDD's instructions are the same for every class pair: with KV reuse (prefix_cache.ts) the
+    first pair prefills the whole prompt, every later pair only what follows the shared prefix."""
+    from reference.llm import ChatLLM
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(240_000)
+    try:
+        open_app(page, fudd_url)
+        load_models(page, chat=True)
+        labels = LABELS[:4]
+        stats = page.evaluate(CLASSIFY_JS, [URLS[:1], labels, {"k": 4, "structured": structured}])["result"]
+    finally:
+        context.close()
+
+    llm = ChatLLM(fudd_root, LLM)
+    n = PROMPT.pairs_per_class_pair
+    build = PROMPT.structured_messages if structured else PROMPT.messages
+    prompts = {tuple(p["labels"]): llm.prompt_ids(build(*p["labels"], n)) for p in stats["pairs"]}
+    # The shared part of every pair's prompt: the fixed instructions, up to the first label.
+    shared = min(
+        next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+        for a in prompts.values()
+        for b in prompts.values()
+        if a is not b
+    )
+    assert shared > 20  # the system message, the example exchange and "How do you tell a"
+    asked = [p for p in stats["pairs"] if p["source"] == "llm"]
+    assert len(asked) == len(stats["pairs"]) == 6
+    cached = [p["prefill"]["cachedTokens"] for p in asked]
+    assert all(p["prefill"]["promptTokens"] == len(prompts[tuple(p["labels"])]) for p in asked)
+    assert sorted(cached)[0] == 0 and sum(c == 0 for c in cached) == 1  # only the first pair starts cold
+    for p in asked:
+        if p["prefill"]["cachedTokens"]:
+            own = p["prefill"]["promptTokens"] - shared  # this pair's labels and what follows them
+            assert shared <= p["prefill"]["cachedTokens"] < p["prefill"]["promptTokens"]
+            assert p["prefill"]["promptTokens"] - p["prefill"]["cachedTokens"] <= own
+    assert stats["prefillTokensSaved"] == sum(cached) >= 5 * shared
+    assert stats["prefillTokens"] + stats["prefillTokensSaved"] == sum(p["prefill"]["promptTokens"] for p in asked)
+    print(
+        f"FuDD {'json' if structured else 'lines'}: {len(asked)} pairs, {stats['prefillTokens']} prompt tokens "
+        f"prefilled, {stats['prefillTokensSaved']} reused (shared prefix {shared} tokens)"
+    )
 
 
 @pytest.mark.browser

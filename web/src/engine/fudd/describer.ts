@@ -35,6 +35,8 @@ export interface PairOutcome {
   tokenIds?: number[];
   features?: Array<[string, string]>;
   rejected?: Array<[string, string]>;
+  /** When the LLM was asked now: its prompt's tokens, and how many came from the KV cache of the pair before. */
+  prefill?: { promptTokens: number; cachedTokens: number };
 }
 
 /** Reported after each class pair is described. */
@@ -45,9 +47,13 @@ export interface FuddProgress {
   source: DescriptionSource;
 }
 
-/** One greedy chat generation: the text (stop token excluded) and every token generated (stop token included). */
+/**
+ * One greedy chat generation: the text (stop token excluded), every token generated (stop token
+ * included), the prompt's length and how many of its tokens the KV cache supplied (FuDD's fixed
+ * instructions are the same for every pair, so later pairs prefill only their own tokens).
+ */
 export type Generate = (messages: ChatTurn[], maxNewTokens: number, grammar?: GrammarSpec)
-  => Promise<{ text: string; tokenIds: number[] }>;
+  => Promise<{ text: string; tokenIds: number[]; promptTokens: number; cachedTokens: number }>;
 
 /** Python's str ordering (code points), which differs from JavaScript's UTF-16 order beyond the BMP. */
 export function byCodePoint(a: string, b: string): number {
@@ -146,6 +152,7 @@ export class LlmDescriber extends Describer {
     const key = answerKey(this.model, this.structured ? `${this.prompt.version}-json` : this.prompt.version, this.n, labels);
     let answer = await this.cache.get(key);
     const source: DescriptionSource = answer ? "cache" : "llm";
+    let prefill: PairOutcome["prefill"];
     if (answer) {
       this.cacheHits++;
     } else {
@@ -154,13 +161,15 @@ export class LlmDescriber extends Describer {
           { kind: "json_schema", schema: this.prompt.schema(a, b, this.n) })
         : await this.generate(this.prompt.messages(a, b, this.n), this.prompt.maxNewTokens);
       this.llmCalls++;
+      prefill = { promptTokens: generated.promptTokens, cachedTokens: generated.cachedTokens };
       answer = { key, text: generated.text, tokenIds: generated.tokenIds, savedAt: Date.now() };
       await this.cache.put(answer);
     }
     const parsed = this.structured
       ? this.prompt.parseStructured(answer.text, a, b, this.n)
       : this.prompt.parse(answer.text, a, b, this.n);
-    const seen = { raw: answer.text, tokenIds: answer.tokenIds, features: parsed.pairs, rejected: parsed.rejected };
+    const seen = { raw: answer.text, tokenIds: answer.tokenIds, features: parsed.pairs, rejected: parsed.rejected,
+      ...(prefill && { prefill }) };
     if (parsed.pairs.length === 0) return this.fallback(labels, source, seen);
     return {
       labels, source, fallback: false, ...seen,

@@ -2,7 +2,7 @@
 // class's descriptions by how well the vision model matches them to the user's images ("If CLIP
 // Could Talk"). The re-ranking itself is fudd.ts; the descriptions come from describer.ts.
 
-import type { ChatMessage } from "../llm/chat";
+import type { ChatMessage, GenerationParams } from "../llm/chat";
 import { InvalidRequestError, ModelNotLoadedError } from "../errors";
 import { type FuddPrompt, type FuddRanking, rerank, type TextEmbedder } from "./fudd";
 import { answerCache } from "./cache";
@@ -44,6 +44,9 @@ export interface FuddStats {
   cache: string | null;
   /** Every class pair described, sorted labels. */
   pairs: PairOutcome[];
+  /** Over the pairs the LLM was asked now: prompt tokens prefilled, and those the KV cache supplied instead. */
+  prefillTokens: number;
+  prefillTokensSaved: number;
 }
 
 export interface FuddClassification extends FuddStats {
@@ -111,11 +114,12 @@ export async function makeDescriber(prompt: FuddPrompt, chat: LlmModel | null, t
   }
   const generate: Generate = async (messages, maxNewTokens, grammar) => {
     // The prompt file's roles are system/user/assistant.
-    const params = { messages: messages as ChatMessage[], max_tokens: maxNewTokens,
+    const params: GenerationParams = { messages: messages as ChatMessage[], max_tokens: maxNewTokens,
       temperature: prompt.data.generation.temperature, top_p: 1, seed: 0, top_logprobs: -1, grammar: grammar ?? null,
-      stop: [], adjust: { logitBias: [], presencePenalty: 0, frequencyPenalty: 0 }, toolCall: false };
+      stop: [], adjust: { logitBias: [], presencePenalty: 0, frequencyPenalty: 0 }, toolCall: "none", cachePrompt: true };
     const result = await chat.generate(params, () => undefined, () => false);
-    return { text: result.text, tokenIds: result.tokenIds };
+    return { text: result.text, tokenIds: result.tokenIds, promptTokens: result.usage.prompt_tokens,
+      cachedTokens: result.usage.prompt_tokens_details?.cached_tokens ?? 0 };
   };
   const cache = await answerCache();
   return {
@@ -128,7 +132,9 @@ async function stats(describer: Describer, llm: string | null, cache: string | n
   const pairs = await describer.reports();
   const llmDescriber = describer instanceof LlmDescriber ? describer : null;
   return { llm, llmCalls: llmDescriber?.llmCalls ?? 0, cacheHits: llmDescriber?.cacheHits ?? 0,
-    fallbacks: pairs.filter((p) => p.fallback).length, cache, pairs };
+    fallbacks: pairs.filter((p) => p.fallback).length, cache, pairs,
+    prefillTokens: pairs.reduce((s, p) => s + (p.prefill ? p.prefill.promptTokens - p.prefill.cachedTokens : 0), 0),
+    prefillTokensSaved: pairs.reduce((s, p) => s + (p.prefill?.cachedTokens ?? 0), 0) };
 }
 
 /** Each distinct text embedded once per request. */

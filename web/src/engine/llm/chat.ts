@@ -5,9 +5,10 @@
 // `token_id` in logprobs, and timings in `usage.extra` (as WebLLM reports them).
 
 import { checkStreamOptions, checkSupportedFields } from "./openai_params";
+import { choiceCount, combinedUsage } from "./choices";
 import { MAX_STOP_STRINGS } from "./stop_strings";
 import { logitAdjustments, type LogitAdjustments } from "./logit_adjust";
-import { toolPlan, toToolCall, type ToolCall, type ToolChoice, type ToolDefinition } from "./tools";
+import { toolPlan, toolReply, type ToolCall, type ToolChoice, type ToolDefinition, type ToolReply } from "./tools";
 import { grammarSpec, type GrammarSpec, type ResponseFormat } from "./response_format";
 
 export type ChatRole = "system" | "user" | "assistant";
@@ -44,8 +45,18 @@ export interface ChatCompletionRequest {
   frequency_penalty?: number;
   /** Functions the model may call; the call is generated under a schema built from them. */
   tools?: ToolDefinition[];
-  /** "none" | "required" | {type: "function", function: {name}}; default "required" with tools ("auto" is refused). */
+  /** "auto" | "none" | "required" | {type: "function", function: {name}}; default "required" with tools. */
   tool_choice?: ToolChoice;
+  /**
+   * Reuse the KV cache of the previous request for the prompt prefix they share (default true;
+   * llama.cpp's name for it). false prefills the whole prompt: same tokens, slower.
+   */
+  cache_prompt?: boolean;
+  /**
+   * How many replies to generate (1-8, default 1), one after another, each with its own seed
+   * (seed, seed + 1, ...); the prompt's KV cache is reused by the 2nd and later. Not with stream.
+   */
+  n?: number;
   /** {include_usage}: accepted; the final chunk always carries usage. */
   stream_options?: { include_usage?: boolean };
   /** Echoed only: the engine serves the model it loaded. */
@@ -69,8 +80,10 @@ export interface GenerationParams {
   stop: string[];
   /** logit_bias, presence_penalty, frequency_penalty */
   adjust: LogitAdjustments;
-  /** The reply is a tool call (the grammar is the tools' schema). */
-  toolCall: boolean;
+  /** How the reply carries a tool call: none, the whole reply as JSON, or inside <tool_call> tags (tool_choice "auto"). */
+  toolCall: ToolReply;
+  /** Reuse the previous request's KV cache for the shared prompt prefix. */
+  cachePrompt: boolean;
 }
 
 export type FinishReason = "stop" | "length" | "tool_calls";
@@ -80,6 +93,10 @@ export interface UsageExtra {
   runtime: string;
   prefill_ms: number;
   decode_ms: number;
+  /** Prompt tokens run through the model (onnxruntime-web path); the rest came from the KV cache. */
+  prefill_tokens?: number;
+  /** Prompt tokens whose keys and values were reused from the previous request (= cached_tokens). */
+  prefill_tokens_saved?: number;
   prefill_tokens_per_s: number;
   /** Tokens after the first, over the time spent producing them. */
   decode_tokens_per_s: number;
@@ -92,6 +109,8 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** OpenAI's field: cached_tokens = prompt tokens reused from the KV cache (onnxruntime-web path). */
+  prompt_tokens_details?: { cached_tokens: number };
   extra?: UsageExtra;
 }
 
@@ -168,12 +187,12 @@ export interface ChatTransport {
 export const DEFAULT_MAX_TOKENS = 256;
 export const DEFAULT_TEMPERATURE = 0.7;
 const MAX_TOP_LOGPROBS = 20;
-
 /** Checks a request and fills defaults; throws `invalid(message)` naming the bad field. */
 export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: string, fix?: string) => Error): GenerationParams {
   if (!req || !Array.isArray(req.messages) || req.messages.length === 0) throw invalid("messages must be a non-empty array");
   checkSupportedFields(req, invalid);
   checkStreamOptions(req.stream_options, invalid);
+  choiceCount(req, invalid);
   for (const [i, m] of req.messages.entries()) {
     if (!m || !["system", "user", "assistant"].includes(m.role)) {
       throw invalid(`messages[${i}].role must be "system", "user" or "assistant"`);
@@ -202,8 +221,12 @@ export function normalizeRequest(req: ChatCompletionRequest, invalid: (message: 
     throw invalid(`stop must be a non-empty string or a list of at most ${MAX_STOP_STRINGS}, got ${JSON.stringify(req.stop)}`);
   }
   const adjust = logitAdjustments(req, invalid);
+  if (req.cache_prompt !== undefined && typeof req.cache_prompt !== "boolean") {
+    throw invalid(`cache_prompt must be a boolean, got ${JSON.stringify(req.cache_prompt)}`,
+      "pass true (reuse the shared prompt prefix, the default) or false (prefill the whole prompt)");
+  }
   return { messages, max_tokens, temperature, top_p, seed, top_logprobs: req.logprobs ? top : -1, grammar, stop, adjust,
-    toolCall: tools !== null };
+    toolCall: tools?.reply ?? "none", cachePrompt: req.cache_prompt ?? true };
 }
 
 function abortError(): DOMException {
@@ -231,28 +254,38 @@ export class ChatCompletions {
     const meta = { id: newCompletionId(), created: Math.floor(Date.now() / 1000), model };
     if (request.stream) return new ChatCompletionStream(this.transport, params, meta, request.signal);
 
+    const n = choiceCount(request, this.invalid);
+    const choices: ChatCompletion["choices"] = [];
+    const usages: Usage[] = [];
+    let promptTokenIds: number[] = [];
+    for (let index = 0; index < n; index++) {
+      // Each reply its own seed: n samples, not n copies (at temperature 0 they are the same).
+      const result = await this.runOne({ ...params, seed: params.seed + index }, request.signal);
+      const { content, call } = result.finishReason === "stop" ? toolReply(result.text, params.toolCall)
+        : { content: result.text, call: null };
+      choices.push({
+        index,
+        message: call ? { role: "assistant", content, tool_calls: [call] } : { role: "assistant", content: result.text },
+        finish_reason: call ? "tool_calls" : result.finishReason,
+        token_ids: result.tokenIds,
+        logprobs: params.top_logprobs >= 0 ? { content: result.logprobs } : null,
+      });
+      usages.push(result.usage);
+      promptTokenIds = result.promptTokenIds;
+    }
+    return { ...meta, object: "chat.completion", prompt_token_ids: promptTokenIds, choices, usage: combinedUsage(usages) };
+  }
+
+  private async runOne(params: GenerationParams, signal?: AbortSignal): Promise<GenerationResult & { logprobs: TokenLogprob[] }> {
+    if (signal?.aborted) throw abortError();
     const logprobs: TokenLogprob[] = [];
     const run = this.transport.generate(params, (event) => logprobs.push(...(event.logprobs ?? [])));
     const onAbort = () => run.abort();
-    request.signal?.addEventListener("abort", onAbort, { once: true });
+    signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      const result = await run.result;
-      const call = params.toolCall && result.finishReason === "stop" ? toToolCall(result.text) : null;
-      return {
-        ...meta,
-        object: "chat.completion",
-        prompt_token_ids: result.promptTokenIds,
-        choices: [{
-          index: 0,
-          message: call ? { role: "assistant", content: null, tool_calls: [call] } : { role: "assistant", content: result.text },
-          finish_reason: call ? "tool_calls" : result.finishReason,
-          token_ids: result.tokenIds,
-          logprobs: params.top_logprobs >= 0 ? { content: logprobs } : null,
-        }],
-        usage: result.usage,
-      };
+      return { ...(await run.result), logprobs };
     } finally {
-      request.signal?.removeEventListener("abort", onAbort);
+      signal?.removeEventListener("abort", onAbort);
     }
   }
 }

@@ -89,12 +89,14 @@ export class GrammarCompilers {
     try {
       if (spec.kind === "any_json") return await compiler.compileBuiltinJSONGrammar();
       if (spec.kind === "json_schema") return await compiler.compileJSONSchema(spec.schema, false, -1, JSON_SEPARATORS, true);
+      if (spec.kind === "structural_tag") return await compiler.compileStructuralTag(spec.tag);
       return await compiler.compileGrammar(spec.ebnf);
     } catch (err) {
       // The WASM aborted mid-call: start a fresh compiler next time rather than trust its state.
       this.compiler = null;
       this.compiled.clear();
-      const what = spec.kind === "grammar" ? "response_format.grammar (EBNF)" : "response_format.json_schema.schema";
+      const what = spec.kind === "grammar" ? "response_format.grammar (EBNF)"
+        : spec.kind === "structural_tag" ? "tools (tool_choice \"auto\")" : "response_format.json_schema.schema";
       throw new InvalidRequestError(`${what} could not be compiled: ${lastFatal || String(err)}`,
         spec.kind === "grammar"
           ? 'write xgrammar EBNF with a `root` rule, e.g. root ::= "yes" | "no"'

@@ -18,6 +18,7 @@ import { TextStreamer } from "./streamer";
 import { StopStrings } from "./stop_strings";
 import { adjustLogits, hasAdjustments } from "./logit_adjust";
 import { encodedVocab, GrammarCompilers } from "./grammar";
+import { PrefixCache } from "./prefix_cache";
 
 export interface LlmModelInfo {
   id: string;
@@ -89,7 +90,12 @@ export class OnnxLlmModel implements LlmModel {
     private readonly kv: KvSpec,
     private readonly stopIds: Set<number>,
     private readonly grammars: GrammarCompilers,
-  ) {}
+  ) {
+    this.prefixes = new PrefixCache(runtime.ort, kv);
+  }
+
+  /** The last request's KV cache, reused by the next one that extends it. */
+  private readonly prefixes: PrefixCache;
 
   static async load(entry: ModelEntry, runtime: Runtime, pathReason: string,
     options: LlmLoadOptions = {}): Promise<OnnxLlmModel> {
@@ -180,15 +186,13 @@ export class OnnxLlmModel implements LlmModel {
     const hasPositions = this.session.inputNames.includes("position_ids");
     const constraint = params.grammar ? await this.grammars.matcher(params.grammar) : null;
 
-    // Empty cache [1, kv_heads, 0, head_dim]: the prompt's first pass attends to nothing before it.
-    const emptyData = this.kv.type === "float16" ? new Uint16Array(0) : new Float32Array(0);
-    let past = new Map<string, Ort.Tensor>();
-    for (const name of this.kv.pastToPresent.keys()) {
-      past.set(name, new ort.Tensor(this.kv.type, emptyData, [1, this.kv.kvHeads, 0, this.kv.headDim]));
-    }
+    // The last request's cache, cut to the prefix this prompt shares with it (prefix_cache.ts).
+    const { past: reusedPast, reused } = await this.prefixes.take(promptIds, params.cachePrompt);
+    let past = reusedPast;
     const tokenIds: number[] = [];
-    let stepIds = promptIds;
-    let cached = 0;
+    let stepIds = promptIds.slice(reused);
+    let cached = reused;
+    let failed = true;
     let finishReason: "stop" | "length" = "length";
     let prefillMs = 0;
     let decodeMs = 0;
@@ -238,8 +242,11 @@ export class OnnxLlmModel implements LlmModel {
         }
         await yieldToEventLoop();
       }
+      failed = false;
     } finally {
-      releaseGpu(past);
+      // Kept for the next request (an aborted one too: its cache is as valid); dropped on errors.
+      if (failed) releaseGpu(past);
+      else this.prefixes.store([...promptIds, ...tokenIds].slice(0, cached), past);
       constraint?.dispose();
     }
     const tail = stopStrings.push(streamer.flush()) + stopStrings.flush();
@@ -257,11 +264,14 @@ export class OnnxLlmModel implements LlmModel {
         prompt_tokens: promptIds.length,
         completion_tokens: tokenIds.length,
         total_tokens: promptIds.length + tokenIds.length,
+        prompt_tokens_details: { cached_tokens: reused },
         extra: {
           runtime: this.info.runtime,
           prefill_ms: prefillMs,
           decode_ms: decodeMs,
-          prefill_tokens_per_s: prefillMs > 0 ? (promptIds.length / prefillMs) * 1000 : 0,
+          prefill_tokens: promptIds.length - reused,
+          prefill_tokens_saved: reused,
+          prefill_tokens_per_s: prefillMs > 0 ? ((promptIds.length - reused) / prefillMs) * 1000 : 0,
           decode_tokens_per_s: decodeMs > 0 ? (decodeTokens / decodeMs) * 1000 : 0,
           ...(constraint && {
             grammar_mask_ms: constraint.maskMs,
@@ -281,6 +291,7 @@ export class OnnxLlmModel implements LlmModel {
   }
 
   async dispose(): Promise<void> {
+    this.prefixes.clear();
     await this.session.release();
   }
 }

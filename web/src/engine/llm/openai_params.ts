@@ -2,28 +2,22 @@
 // error that names it and lists what is supported: a caller must never believe `tools` or `stop`
 // shaped the reply when they did not. (WebLLM's coverage for comparison: README "OpenAI API coverage".)
 
-/** Fields honoured as OpenAI defines them, plus `signal` (abort) and the echoed `model`. */
+/** Fields honoured as OpenAI defines them, plus `signal` (abort), the echoed `model` and llama.cpp's `cache_prompt`. */
 export const SUPPORTED_FIELDS = [
   "messages", "stream", "stream_options", "max_tokens", "temperature", "top_p", "seed", "logprobs", "top_logprobs",
   "response_format", "stop", "logit_bias", "presence_penalty", "frequency_penalty", "tools", "tool_choice",
-  "model", "signal",
+  "model", "signal", "cache_prompt", "n",
 ] as const;
-
-/** Fields accepted only at the value that changes nothing (OpenAI's default). */
-const DEFAULT_ONLY: Record<string, (value: unknown) => boolean> = {
-  n: (v) => v === 1,
-};
 
 /** Throws `invalid(message, fix)` for the first request field the engine would not honour. */
 export function checkSupportedFields(request: object, invalid: (message: string, fix?: string) => Error): void {
   const supported = new Set<string>(SUPPORTED_FIELDS);
   const unsupported = Object.entries(request)
-    .filter(([key, value]) => value !== undefined && !supported.has(key) && !DEFAULT_ONLY[key]?.(value))
+    .filter(([key, value]) => value !== undefined && !supported.has(key))
     .map(([key]) => key);
   if (unsupported.length === 0) return;
   throw invalid(`unsupported request field${unsupported.length > 1 ? "s" : ""}: ${unsupported.join(", ")}`,
-    `remove ${unsupported.length > 1 ? "them" : "it"}; supported: ${SUPPORTED_FIELDS.join(", ")}`
-      + " (n: 1 is accepted as a no-op)");
+    `remove ${unsupported.length > 1 ? "them" : "it"}; supported: ${SUPPORTED_FIELDS.join(", ")}`);
 }
 
 /** `stream_options`: {include_usage?: boolean}; usage always comes on the final chunk here. */

@@ -14,13 +14,20 @@ export type ResponseFormat =
 export type GrammarSpec =
   | { kind: "any_json" }
   | { kind: "json_schema"; schema: string }
-  | { kind: "grammar"; ebnf: string };
+  | { kind: "grammar"; ebnf: string }
+  /** xgrammar's structural tag (JSON text): tool_choice "auto" (tools.ts). */
+  | { kind: "structural_tag"; tag: string };
 
 export const RESPONSE_FORMAT_TYPES = ["text", "json_object", "json_schema", "grammar"] as const;
 
 /** A stable text of the grammar: equal specs share one compiled grammar in the worker. */
 export function grammarKey(spec: GrammarSpec): string {
-  return spec.kind === "any_json" ? "any_json" : spec.kind === "json_schema" ? `schema:${spec.schema}` : `ebnf:${spec.ebnf}`;
+  switch (spec.kind) {
+    case "any_json": return "any_json";
+    case "json_schema": return `schema:${spec.schema}`;
+    case "grammar": return `ebnf:${spec.ebnf}`;
+    case "structural_tag": return `tag:${spec.tag}`;
+  }
 }
 
 /** {type: "json_object"} as OpenAI defines it: the reply is one JSON object. */

@@ -2,9 +2,11 @@
 // in a system message, and the reply is generated under a JSON schema built from the tool
 // definitions ({"name": <one of the tools>, "arguments": <that tool's parameters>}), so every call
 // names a real tool with arguments that fit its schema. Returned as choices[0].message.tool_calls.
-// tool_choice: "none" (plain reply), "required" (some tool), {type: "function", function: {name}}.
-// "auto" (the model decides whether to call) needs a grammar that mixes free text and JSON; it is
-// refused with a named error rather than silently treated as "required".
+// tool_choice: "none" (plain reply), "required" (some tool), {type: "function", function: {name}},
+// and "auto": the model may answer in text or call a tool. For "auto" the grammar is one of
+// xgrammar's structural tags (triggered_tags): free text until the model writes "<tool_call>", then
+// the call under the same schema, then "</tool_call>" and the end (one call at most). Text before the
+// tag becomes message.content; the tag's JSON becomes message.tool_calls.
 
 import type { ChatMessage } from "./chat";
 import type { GrammarSpec } from "./response_format";
@@ -22,11 +24,19 @@ export interface ToolCall {
   function: { name: string; arguments: string };
 }
 
-/** What a tool request changes: the grammar, and the messages (a system note listing the tools). */
+/** How a reply carries its call: the whole reply is the JSON ("json"), or it is inside <tool_call> tags ("tagged"). */
+export type ToolReply = "none" | "json" | "tagged";
+
+/** What a tool request changes: the grammar, the messages (a system note listing the tools), how to read the reply. */
 export interface ToolPlan {
   grammar: GrammarSpec;
   messages: ChatMessage[];
+  reply: Exclude<ToolReply, "none">;
 }
+
+/** The tags around a call under tool_choice "auto" (the Hermes / Qwen spelling many models were trained on). */
+export const TOOL_CALL_BEGIN = "<tool_call>";
+export const TOOL_CALL_END = "</tool_call>";
 
 type Invalid = (message: string, fix?: string) => Error;
 
@@ -57,12 +67,8 @@ export function toolPlan(req: { tools?: unknown; tool_choice?: unknown; stream?:
   }
   const tools = checkTools(req.tools, invalid);
   if (choice === "none") return null;
-  if (choice === "auto") {
-    throw invalid('tool_choice "auto" is not supported: the engine cannot let the model choose between text and a call',
-      'use tool_choice "required", a named function {type: "function", function: {name}}, or "none"');
-  }
   let chosen = tools;
-  if (choice !== "required") {
+  if (choice !== "required" && choice !== "auto") {
     const name = (choice as { function?: { name?: unknown } })?.function?.name;
     chosen = tools.filter((t) => t.function.name === name);
     if (chosen.length === 0) {
@@ -81,13 +87,25 @@ export function toolPlan(req: { tools?: unknown; tool_choice?: unknown; stream?:
   const schema = chosen.length === 1 ? call(chosen[0]!) : { anyOf: chosen.map(call) };
   const listing = chosen.map((t) => `- ${t.function.name}: ${t.function.description ?? ""} `
     + `parameters: ${JSON.stringify(t.function.parameters ?? {})}`).join("\n");
-  const note = `You can call these functions:\n${listing}\nReply with one call as JSON: {"name": ..., "arguments": {...}}.`;
+  const how = choice === "auto"
+    ? `To call one, reply with ${TOOL_CALL_BEGIN}{"name": ..., "arguments": {...}}${TOOL_CALL_END}; otherwise answer in text.`
+    : 'Reply with one call as JSON: {"name": ..., "arguments": {...}}.';
+  const note = `You can call these functions:\n${listing}\n${how}`;
   const system = messages[0]?.role === "system" ? messages[0] : null;
   const rest = system ? messages.slice(1) : messages;
-  return {
-    grammar: { kind: "json_schema", schema: JSON.stringify(schema) },
-    messages: [{ role: "system", content: system ? `${system.content}\n\n${note}` : note }, ...rest],
+  const withNote = [{ role: "system" as const, content: system ? `${system.content}\n\n${note}` : note }, ...rest];
+  if (choice !== "auto") return { grammar: { kind: "json_schema", schema: JSON.stringify(schema) }, messages: withNote, reply: "json" };
+  const tag = {
+    type: "structural_tag",
+    format: {
+      type: "triggered_tags",
+      triggers: [TOOL_CALL_BEGIN],
+      tags: [{ type: "tag", begin: TOOL_CALL_BEGIN, content: { type: "json_schema", json_schema: schema }, end: TOOL_CALL_END }],
+      at_least_one: false,
+      stop_after_first: true,
+    },
   };
+  return { grammar: { kind: "structural_tag", tag: JSON.stringify(tag) }, messages: withNote, reply: "tagged" };
 }
 
 let callCounter = 0;
@@ -103,4 +121,23 @@ export function toToolCall(text: string): ToolCall | null {
   callCounter += 1;
   return { id: `call_${Date.now().toString(36)}${callCounter}`, type: "function",
     function: { name: call.name, arguments: JSON.stringify(call.arguments) } };
+}
+
+/**
+ * A reply as the assistant message: text, or a call (with any text before it as content). A call
+ * cut by max_tokens stays text, as OpenAI returns it with finish_reason "length".
+ */
+export function toolReply(text: string, reply: ToolReply): { content: string | null; call: ToolCall | null } {
+  if (reply === "none") return { content: text, call: null };
+  if (reply === "json") {
+    const call = toToolCall(text);
+    return call ? { content: null, call } : { content: text, call: null };
+  }
+  const begin = text.indexOf(TOOL_CALL_BEGIN);
+  const end = text.lastIndexOf(TOOL_CALL_END);
+  if (begin < 0 || end < begin) return { content: text, call: null };
+  const call = toToolCall(text.slice(begin + TOOL_CALL_BEGIN.length, end));
+  if (!call) return { content: text, call: null };
+  const before = text.slice(0, begin).trim();
+  return { content: before === "" ? null : before, call };
 }

@@ -10,7 +10,7 @@
 
 import type { MLCEngine } from "@mlc-ai/web-llm";
 import type { GenerationEvent, GenerationParams, GenerationResult, TokenLogprob } from "./chat";
-import { InferenceError } from "../errors";
+import { InferenceError, InvalidRequestError } from "../errors";
 import type { LlmModel, LlmModelInfo } from "./onnx_chat_model";
 import type { GrammarSpec } from "./response_format";
 import type { LlmInfo, MlcBuild, ModelEntry } from "../manifest.gen";
@@ -114,6 +114,10 @@ export class WebLlmModel implements LlmModel {
    */
   async generate(params: GenerationParams, onEvent: (event: GenerationEvent) => void,
     shouldStop: () => boolean): Promise<GenerationResult> {
+    if (!params.cachePrompt) {
+      throw new InvalidRequestError("cache_prompt: false is not supported on the WebLLM path: WebLLM manages its own KV cache",
+        "omit cache_prompt, or load the model with runtime 'wasm' (onnxruntime-web)");
+    }
     const wantLogprobs = params.top_logprobs >= 0;
     const stream = await this.engine.chat.completions.create({
       messages: params.messages,
@@ -177,7 +181,9 @@ export class WebLlmModel implements LlmModel {
 }
 
 /** Our grammar as WebLLM spells it (it runs xgrammar too; schemas go as JSON text). */
-function webLlmResponseFormat(spec: GrammarSpec): { type: "json_object" | "grammar"; schema?: string; grammar?: string } {
+function webLlmResponseFormat(spec: GrammarSpec):
+  { type: "json_object" | "grammar" | "structural_tag"; schema?: string; grammar?: string; structural_tag?: string } {
   if (spec.kind === "grammar") return { type: "grammar", grammar: spec.ebnf };
+  if (spec.kind === "structural_tag") return { type: "structural_tag", structural_tag: spec.tag };
   return spec.kind === "json_schema" ? { type: "json_object", schema: spec.schema } : { type: "json_object" };
 }
