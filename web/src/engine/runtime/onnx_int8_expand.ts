@@ -32,21 +32,41 @@ export interface Int8ExpandResult {
   dynamicQuantizeLeft: number;
 }
 
-/** An integer tensor's values (int8 or uint8 raw_data) and dims; null for anything else. */
+/** An int32 varint (negatives take 10 bytes; their low 32 bits are the value). */
+function readInt32(buf: Uint8Array, pos: number): [number, number] {
+  let low = 0;
+  for (let shift = 0; ; shift += 7) {
+    const byte = buf[pos++]!;
+    if (shift < 32) low |= (byte & 0x7f) << shift;
+    if (byte < 0x80) return [low | 0, pos];
+  }
+}
+
+/** An integer tensor's values (int8 or uint8: raw_data, or int32_data as small ones are written) and dims. */
 function integers(buf: Uint8Array, init: Initializer): { values: Int8Array | Uint8Array; dims: number[] } | null {
-  if (!init.bytes || (init.dataType !== INT8 && init.dataType !== UINT8)) return null;
+  if (init.dataType !== INT8 && init.dataType !== UINT8) return null;
   const dims: number[] = [];
+  let values: Int8Array | Uint8Array | null = null;
+  const int32s: number[] = [];
   for (const f of fields(buf, init.field.value, init.field.valueEnd)) {
-    if (f.no !== 1) continue;
-    if (f.wire === 0) dims.push(f.varint);
-    else for (let p = f.value; p < f.valueEnd;) { // packed dims
+    if (f.no === 1 && f.wire === 0) dims.push(f.varint);
+    else if (f.no === 1) for (let p = f.value; p < f.valueEnd;) { // packed dims
       const [d, next] = readVarint(buf, p);
       dims.push(d);
       p = next;
     }
+    else if (f.no === 5 && f.wire === 2) for (let p = f.value; p < f.valueEnd;) { // packed int32_data
+      const [v, next] = readInt32(buf, p);
+      int32s.push(v);
+      p = next;
+    }
+    else if (f.no === 5) int32s.push(readInt32(buf, f.start + 1)[0]);
+    else if (f.no === 9) {
+      const b = buf.subarray(f.value, f.valueEnd);
+      values = init.dataType === INT8 ? new Int8Array(b.buffer, b.byteOffset, b.byteLength) : b;
+    } else if (f.no === 14 && f.varint === 1) return null; // external data
   }
-  const b = init.bytes;
-  const values = init.dataType === INT8 ? new Int8Array(b.buffer, b.byteOffset, b.byteLength) : b;
+  values ??= init.dataType === INT8 ? Int8Array.from(int32s) : Uint8Array.from(int32s);
   return { values, dims };
 }
 
@@ -126,7 +146,10 @@ function names(buf: Uint8Array, graphFields: Field[], no: number): Set<string> {
   }));
 }
 
-/** The model with fp32 MatMul/Conv in place of its dynamic int8 products; null when there are none or it would be too large. */
+/**
+ * The model with fp32 MatMul/Conv in place of its dynamic int8 products (the same bytes when none
+ * match); null when the graph cannot be rewritten here (subgraphs) or the result would be too large.
+ */
 export function expandInt8Weights(model: Uint8Array): Int8ExpandResult | null {
   const graphField = [...fields(model)].find((f) => f.no === 7);
   if (!graphField) return null;
@@ -134,7 +157,9 @@ export function expandInt8Weights(model: Uint8Array): Int8ExpandResult | null {
   const nodes = graphFields.filter((f) => f.no === 1).map((f) => parseNode(model, f));
   if (nodes.some((n) => n.hasSubgraph)) return null; // names used inside subgraphs are not tracked
   const products = nodes.filter((n) => PRODUCTS.has(n.opType) && n.domain === "");
-  if (products.length === 0) return null;
+  const dynamicQuantize = (kept: (n: Node) => boolean) =>
+    nodes.filter((n) => kept(n) && n.opType === "DynamicQuantizeLinear").length;
+  if (products.length === 0) return { bytes: model, products: 0, dynamicQuantizeLeft: dynamicQuantize(() => true) };
   const inits = new Map<string, Initializer>();
   for (const f of graphFields) {
     if (f.no !== 5) continue;
@@ -166,7 +191,7 @@ export function expandInt8Weights(model: Uint8Array): Int8ExpandResult | null {
     m.candidates.forEach((c) => candidates.add(c));
     m.replaced.forEach((r) => live.delete(r));
   }
-  if (replacement.size === 0) return null;
+  if (replacement.size === 0) return { bytes: model, products: 0, dynamicQuantizeLeft: dynamicQuantize(() => true) };
 
   // Drop the candidates nothing live reads any more (a DQL shared by q/k/v goes once all three are
   // rewritten), then the initializers only dropped nodes read.
@@ -212,6 +237,5 @@ export function expandInt8Weights(model: Uint8Array): Int8ExpandResult | null {
     if (f.no === 7) out.bytes(7, graph.finish());
     else out.raw(model.subarray(f.start, f.end));
   }
-  const dynamicQuantizeLeft = nodes.filter((n) => live.has(n) && n.opType === "DynamicQuantizeLinear").length;
-  return { bytes: out.finish(), products: replacement.size, dynamicQuantizeLeft };
+  return { bytes: out.finish(), products: replacement.size, dynamicQuantizeLeft: dynamicQuantize((n) => live.has(n)) };
 }
