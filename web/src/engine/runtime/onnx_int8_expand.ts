@@ -114,12 +114,17 @@ function match(node: Node, producer: Map<string, Node>, consumers: Map<string, N
   if (conv && ws.length !== 1) return null; // a per-channel conv scale would need a reshape quantize_dynamic does not write
   const total = w.values.length;
   if (total !== w.dims.reduce((a, b) => a * b, 1)) return null;
+  // Per-channel zero point and scale (broadcast when per tensor); loops without a division per weight.
+  const zps = Float32Array.from({ length: channels }, (_, c) => (zp ? zp.values[zp.values.length === 1 ? 0 : c]! : 0));
+  const scales = Float32Array.from({ length: channels }, (_, c) => ws[ws.length === 1 ? 0 : c]!);
   const weight = new Float32Array(total);
-  const inner = conv ? total / channels : 1; // Conv: channel = index / inner; MatMul: channel = index % N
-  for (let i = 0; i < total; i++) {
-    const c = conv ? Math.floor(i / inner) : i % channels;
-    const z = zp ? zp.values[zp.values.length === 1 ? 0 : c]! : 0;
-    weight[i] = (w.values[i]! - z) * ws[ws.length === 1 ? 0 : c]!;
+  const values = w.values;
+  const inner = total / channels; // Conv [O, ...]: a channel's run of weights; MatMul [K, N]: the rows
+  for (let r = 0, i = 0; r < (conv ? channels : inner); r++) {
+    for (let j = 0; j < (conv ? inner : channels); j++, i++) {
+      const c = conv ? r : j;
+      weight[i] = (values[i]! - zps[c]!) * scales[c]!;
+    }
   }
   return { product: node, replaced: [cast[0]!, mul[0]!], candidates: [scaleMul, dql], x: dql.inputs[0]!, out: mul[0]!.outputs[0]!,
     weight, dims: w.dims };
