@@ -134,6 +134,19 @@ def test_wasm_int8_default_runs_expanded_weights(model_id, vision_artifacts, lum
 
 
 @pytest.mark.browser
+def test_wasm_q4_runs_expanded_weights(vision_artifacts, lumen_url, page_and_log):
+    """q4 (MatMulNBits) is expanded on WASM too (runtime/onnx_dequant.ts); Python onnxruntime
+    dequantizes the same blocks to fp32 before its GEMM, so the numbers agree as fp32 ones do."""
+    page, log = page_and_log
+    _open(page, lumen_url)
+    result = _run_in_browser(page, "tiny-random-clip", "wasm", variant="q4")
+    expanded = result["load"]["clip"]["expanded"]
+    assert expanded["products"] > 0 and expanded["dynamicQuantizeLeft"] == 0, expanded
+    _check_against_python(result, VisionModel(vision_artifacts, "tiny-random-clip", variant="q4", runtime="wasm"), 1e-4)
+    log.assert_clean()
+
+
+@pytest.mark.browser
 def test_wasm_int8_as_downloaded_when_asked(vision_artifacts, lumen_url, page_and_log):
     page, log = page_and_log
     _open(page, lumen_url)
