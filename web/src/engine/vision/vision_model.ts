@@ -115,7 +115,13 @@ export class VisionModel {
     let textBytes = data.get(textPath)!;
     let expanded: ExpandedWeights | null = null;
     const chosen = entry.variants[variant]!;
-    if (options.expandWeights ?? (chosen.expand_weights ?? []).includes(runtime.name)) {
+    const expand = options.expandWeights ?? (chosen.expand_weights ?? []).includes(runtime.name);
+    // The steps after the download take seconds on ViT-B/32 too: say which one runs.
+    const steps = expand ? ["expanding weights", "creating the sessions"] : ["creating the sessions"];
+    const preparing = (done: number) => options.onProgress?.({ loadedBytes: bytes, totalBytes: bytes, mbPerSecond: 0,
+      etaSeconds: null, file: visionPath, preparing: { step: steps[done]!, done, total: steps.length } });
+    preparing(0);
+    if (expand) {
       const fileBytes = visionBytes.length + textBytes.length;
       data.delete(visionPath); // let the downloads go once rewritten
       data.delete(textPath);
@@ -123,6 +129,7 @@ export class VisionModel {
       [visionBytes, textBytes] = [v.bytes, t.bytes];
       expanded = { products: v.products + t.products, modelBytes: v.bytes.length + t.bytes.length, fileBytes,
         dynamicQuantizeLeft: v.dynamicQuantizeLeft + t.dynamicQuantizeLeft };
+      preparing(1);
     }
     // Sessions one after the other: two compiles at once only compete for the same cores.
     const visionSession = await createSession(runtime, visionBytes, visionPath);
