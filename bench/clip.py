@@ -20,8 +20,8 @@ from bench.stats import summarize, time_ms
 from contract.manifest import ModelEntry
 from runtime.progress import bar
 
-OURS_JS = """async ([id, variant, threads, urls, texts, batches, runs, minRuns, budgetMs]) => {
-  const load = await window.engine.load({ clip: id }, { runtime: 'wasm', threads, variant });
+OURS_JS = """async ([id, variant, threads, urls, texts, batches, runs, minRuns, budgetMs, expandWeights]) => {
+  const load = await window.engine.load({ clip: id }, { runtime: 'wasm', threads, variant, expandWeights });
   const pick = (list, n, i) => Array.from({ length: n }, (_, k) => list[(i + k) % list.length]);
   async function perItem(fn, list, n) {
     await fn(pick(list, n, 0));  // warm-up
@@ -40,6 +40,12 @@ OURS_JS = """async ([id, variant, threads, urls, texts, batches, runs, minRuns, 
     out.image[n] = await perItem((b) => window.engine.embedImages(b), urls, n);
     out.text[n] = await perItem((b) => window.engine.embedTexts(b), texts, n);
   }
+  // After the runs: the WASM memory never shrinks, so its size now is its peak; the JS heap part is
+  // a sample (the downloaded and expanded model bytes are garbage by now). Page + worker, all agents.
+  const measure = performance.measureUserAgentSpecificMemory;
+  out.memoryMb = crossOriginIsolated && measure ? (await measure.call(performance)).bytes / 2 ** 20 : null;
+  const expanded = load.clip.expanded;
+  out.expandedMb = expanded ? expanded.modelBytes / 2 ** 20 : null;
   return out;
 }"""
 PEER_JS = (
@@ -49,10 +55,17 @@ PEER_JS = (
 
 
 def _browser_summary(out: dict, batches: tuple[int, ...]) -> dict:
-    return {f"{kind}_b{n}": summarize(out[kind][str(n)]) for kind in ("image", "text") for n in batches}
+    summary = {f"{kind}_b{n}": summarize(out[kind][str(n)]) for kind in ("image", "text") for n in batches}
+    for key, metric in (("memoryMb", "memory_mb"), ("expandedMb", "expanded_mb")):
+        if out.get(key) is not None:
+            summary[metric] = summarize([out[key]])
+    return summary
 
 
-def ours(browser: Browser, url: str, plan: Plan, variant: str, threads: int, urls: list[str]) -> dict:
+def ours(
+    browser: Browser, url: str, plan: Plan, variant: str, threads: int, urls: list[str], expand: bool | None = None
+) -> dict:
+    """`expand` None: as the manifest says for WASM; False: the files as downloaded."""
     with browser.context() as context:
         page = browser.open(context, f"{url}/?autoload=0", "window.lumenReady !== undefined")
         page.evaluate("window.lumenReady")
@@ -69,6 +82,7 @@ def ours(browser: Browser, url: str, plan: Plan, variant: str, threads: int, url
                 plan.runs,
                 plan.min_runs,
                 plan.budget_ms,
+                expand,
             ],
         )
     if out["threads"] != threads:
@@ -114,14 +128,23 @@ def _per_item(fn, n: int, runs: int) -> dict:
     return summarize([ms / n for ms in time_ms(lambda: fn(n, next(calls)), runs)])
 
 
-def native(root: Path, files: dict[str, str], threads: int, plan: Plan, inputs: _Inputs) -> dict:
+def native(root: Path, files: dict[str, str], threads: int, plan: Plan, inputs: _Inputs, expand: bool = False) -> dict:
+    """`expand`: run the graphs the browser runs after expanding int8 weights (runtime/onnx_int8_expand.py)."""
+    import onnx
     import onnxruntime as ort
+
+    from runtime.onnx_int8_expand import expand_int8_weights
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    vision = ort.InferenceSession(str(root / files["vision_model"]), options, providers=["CPUExecutionProvider"])
-    text = ort.InferenceSession(str(root / files["text_model"]), options, providers=["CPUExecutionProvider"])
+
+    def session(role: str) -> ort.InferenceSession:
+        path = str(root / files[role])
+        model = expand_int8_weights(onnx.load(path)).model.SerializeToString() if expand else path
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+    vision, text = session("vision_model"), session("text_model")
     text_inputs = {i.name for i in text.get_inputs()}
     out = {}
     for n in plan.batches:
@@ -166,13 +189,19 @@ def run(plan: Plan, entry: ModelEntry, ours_url: str, peer_url: str, browser: Br
     inputs = _Inputs(plan.artifacts, plan.clip_id, urls)
     variants = plan.variants(entry)
     table: list[dict] = []
-    with bar(len(variants) * (len(plan.threads) + 2) + 1, "[bench] clip", unit="config") as progress:
+    with bar(len(variants) * (len(plan.threads) + 4) + 1, "[bench] clip", unit="config") as progress:
         for variant in variants:
             files = entry.variants[variant].files
+            expanded = "wasm" in entry.variants[variant].expand_weights
             engines: dict[str, dict | str] = {}
             for threads in plan.threads:
                 engines[f"ours_wasm_{threads}t"] = ours(browser, ours_url, plan, variant, threads, urls)
                 progress.update(1)
+            if expanded:  # the same files run as downloaded, and natively in the form the browser runs them
+                n = plan.native_threads
+                engines[f"ours_wasm_{n}t_as_downloaded"] = ours(browser, ours_url, plan, variant, n, urls, expand=False)
+                engines[f"native_ort_{n}t_expanded"] = native(plan.artifacts, files, n, plan, inputs, expand=True)
+            progress.update(2)
             stems = {"vision": Path(files["vision_model"]).stem, "text": Path(files["text_model"]).stem}
             engines[f"transformers_js_{plan.native_threads}t"] = or_reason(
                 partial(peer, browser, peer_url, plan, stems, plan.native_threads, urls)

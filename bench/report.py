@@ -10,8 +10,10 @@ from exporter.artifacts import write_text_atomic
 ENGINES = {
     "ours_wasm_1t": "Lumen WASM 1t",
     "ours_wasm_2t": "Lumen WASM 2t",
+    "ours_wasm_2t_as_downloaded": "Lumen WASM 2t, weights as downloaded",
     "transformers_js_2t": "Transformers.js WASM 2t",
     "native_ort_2t": "native ORT 2t",
+    "native_ort_2t_expanded": "native ORT 2t, weights expanded as in WASM",
     "pytorch_fp32": "PyTorch fp32",
     "llama_cpp": "llama.cpp",
     "lumen_serve": "lumen-serve",

@@ -22,6 +22,10 @@ CLIP_METRICS = (
     Metric("image_b8", "image, batch 8", "ms/item", False),
     Metric("text_b1", "text, batch 1", "ms/item", False),
     Metric("text_b8", "text, batch 8", "ms/item", False),
+    # Measured after the runs in the page (performance.measureUserAgentSpecificMemory: JS heaps +
+    # WASM memory of page and worker), and the model bytes handed to onnxruntime after expansion.
+    Metric("memory_mb", "memory after the runs (JS + WASM)", "MB", False),
+    Metric("expanded_mb", "model bytes after fp32 expansion (both towers)", "MB", False),
 )
 LOAD_METRICS = (Metric("cold_ms", "cold (download)", "ms", False), Metric("warm_ms", "warm (cached)", "ms", False))
 

@@ -69,6 +69,11 @@ class Variant(_Strict):
         description="role -> logical path, e.g. vision_model -> '<id>/onnx/vision_model_quantized.onnx'"
     )
     note: str | None = None
+    expand_weights: list[Runtime] = Field(
+        default_factory=list,
+        description="Runtimes that rewrite this variant's quantized weights to fp32 once at load (same download, "
+        "fp32 speed, 4 bytes a weight in memory), chosen by measurement; others run the file as it is.",
+    )
 
 
 class VisionInfo(_Strict):

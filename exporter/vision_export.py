@@ -26,6 +26,7 @@ from exporter.tiny_random import TINY_ALIAS, TINY_FAMILIES, TINY_NAMES
 from runtime.progress import Timer, step
 
 if TYPE_CHECKING:
+    import numpy as np
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
     from transformers.image_processing_utils import BaseImageProcessor
 
@@ -38,6 +39,14 @@ QUANTIZATION = {
 # Our variant -> the Transformers.js dtype name that loads its files: fp32 "", int8 dynamic "_quantized", 4-bit "_q4".
 PEER_DTYPE = {"fp32": "fp32", "int8": "q8", "q4": "q4"}
 SUFFIXES = {variant: peer_config.SUFFIX[dtype] for variant, dtype in PEER_DTYPE.items()}
+# Variant -> runtimes that expand its quantized weights to fp32 once at load (web/src/engine/runtime/
+# onnx_int8_expand.ts, onnx_dequant.ts): on WASM, MatMulInteger/ConvInteger and MatMulNBits run
+# slower than the fp32 GEMM (CLIP ViT-B/32: int8 file ~10x native, fp32 ~1.6x native), so the small
+# download runs at fp32 speed there. WebGPU runs the files as they are (its speed is unmeasured here).
+EXPAND_WEIGHTS: dict[str, list[str]] = {"int8": ["wasm"], "q4": ["wasm"]}
+# The int8 file with its products expanded must stay this close to PyTorch (it only drops the
+# activation rounding of dynamic quantization; int8 alone measures >= 0.999 on ViT-B/32).
+EXPANDED_MIN_COSINE = 0.995
 DEFAULT_ORDER = ("int8", "fp32", "q4")  # int8 measured fastest on CPU/WASM; 4-bit MatMulNBits slowest in WASM
 TOWERS = ("vision_model", "text_model")
 COMBINED = "model"  # onnx/model{suffix}.onnx: Transformers.js / optimum zero-shot layout (vision_combined.py)
@@ -153,6 +162,9 @@ def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, vari
         combined_ref = vision_combined.torch_reference(model, pixel_values, text_feeds)
         for v, f in files.items():
             parity[v][COMBINED] = vision_combined.parity(f[COMBINED], pixel_values, text_feeds, combined_ref)
+        expansion = {
+            v: _expanded_parity(work, files[v], pixel_values, text_feeds, reference) for v in variants if v == "int8"
+        }
     report = {
         "model_id": staging.model_id,
         "family": family,
@@ -172,6 +184,7 @@ def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, vari
             v: {
                 "quantization": QUANTIZATION[v],
                 "parity": parity[v],
+                **({"expanded_on": EXPAND_WEIGHTS[v], "expanded_parity": expansion[v]} if v in expansion else {}),
                 "export_seconds": timings[v],
                 "files": {
                     graph: {"path": p.relative_to(staging.dir).as_posix(), "bytes": p.stat().st_size}
@@ -183,6 +196,8 @@ def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, vari
     }
     staging.path("export-report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     _gate(parity["fp32"], staging.model_id)
+    for v, expanded in expansion.items():
+        _gate_expanded(expanded, v, staging.model_id)
 
     scoring = vision.scoring(model, family)
     info = VisionInfo(
@@ -199,7 +214,11 @@ def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, vari
     with step(f"[{staging.model_id}] commit"):
         return staging.commit(
             variants={
-                v: {"dtype": v, "files": {graph: f"onnx/{graph}{SUFFIXES[v]}.onnx" for graph in GRAPHS}}
+                v: {
+                    "dtype": v,
+                    "files": {graph: f"onnx/{graph}{SUFFIXES[v]}.onnx" for graph in GRAPHS},
+                    "expand_weights": EXPAND_WEIGHTS.get(v, []),
+                }
                 for v in variants
             },
             report="export-report.json",
@@ -262,6 +281,40 @@ def _quantize(variant: str, fp32_file: Path, dst: Path) -> None:
         quantize_int8_dynamic(fp32_file, dst, per_channel=True)
     else:
         quantize_4bit(fp32_file, dst, block_size=32, symmetric=True)
+
+
+def _expanded_parity(
+    work: Path, files: dict[str, Path], pixel_values: np.ndarray, text_feeds: dict[str, np.ndarray], reference: dict
+) -> dict:
+    """The towers as the browser runs them where the variant is expanded (runtime/onnx_int8_expand.py),
+    against PyTorch; plus how many products were rewritten and how many DynamicQuantizeLinear remain."""
+    from exporter import vision_probe
+    from runtime.onnx_int8_expand import expand_file
+
+    expanded, counts = {}, {}
+    for tower in TOWERS:
+        expanded[tower] = work / f"{tower}.expanded.onnx"
+        done = expand_file(files[tower], expanded[tower])
+        counts[tower] = {"products": done.products, "dynamic_quantize_left": done.dynamic_quantize_left}
+    out = vision_probe.parity(expanded, pixel_values, text_feeds, reference)
+    for tower in TOWERS:
+        out[tower].update(counts[tower])
+        expanded[tower].unlink()
+    return out
+
+
+def _gate_expanded(expanded: dict, variant: str, model_id: str) -> None:
+    for tower in TOWERS:
+        stats = expanded[tower]
+        if stats["products"] == 0 or stats["dynamic_quantize_left"] > 0 or stats["cosine_min"] < EXPANDED_MIN_COSINE:
+            raise ParityError(
+                f"{model_id}: {variant} {tower} expanded to fp32 weights (as the browser runs it on WASM) "
+                f"rewrote {stats['products']} products, left {stats['dynamic_quantize_left']} "
+                f"DynamicQuantizeLinear, min cosine vs PyTorch {stats['cosine_min']:.6f} "
+                f"(needs all of them, and >= {EXPANDED_MIN_COSINE}); nothing was committed",
+                fix="rerun with -v and report the output; pin onnxruntime as constraints.txt does "
+                "(the rewrite expects its quantize_dynamic graph)",
+            )
 
 
 def _gate(fp32: dict, model_id: str) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from PIL import Image
 
-from contract.manifest import ModelEntry, VisionInfo, load_manifest
+from contract.manifest import ModelEntry, Runtime, VisionInfo, load_manifest
 from reference.errors import ArtifactsError
 from runtime.image_processor import load_written_processor
+from runtime.onnx_int8_expand import expand_int8_weights
 from runtime.text_tokens import tokenize
 
 BATCH = 32  # texts or images per onnxruntime call: bounded memory, few calls
@@ -53,10 +55,24 @@ def vision_entry(root: Path, model_id: str) -> ModelEntry:
     return entry
 
 
+def _session(path: Path, options: ort.SessionOptions, expand: bool) -> ort.InferenceSession:
+    """The file as it is, or with its dynamic int8 products expanded to fp32 (4-bit MatMulNBits needs
+    no rewrite here: onnxruntime dequantizes it to fp32 before its GEMM, the same numbers)."""
+    model: str | bytes = str(path)
+    if expand:
+        model = expand_int8_weights(onnx.load(str(path))).model.SerializeToString()
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 class VisionModel:
     """The two towers of one exported variant (default: the manifest's WASM default, as the browser picks)."""
 
-    def __init__(self, root: Path, model_id: str, variant: str | None = None, threads: int = 2) -> None:
+    def __init__(
+        self, root: Path, model_id: str, variant: str | None = None, threads: int = 2, runtime: Runtime | None = None
+    ) -> None:
+        """`runtime`: None runs the files as they are (as native onnxruntime and the peers do); a runtime
+        mirrors the browser's loading there: where the variant lists it in expand_weights, the int8
+        products run in fp32 over weights dequantized once."""
         self.entry = vision_entry(root, model_id)
         self.info: VisionInfo = self.entry.vision  # type: ignore[assignment]
         self.variant = variant or self.entry.defaults["wasm"]
@@ -68,10 +84,9 @@ class VisionModel:
         files = self.entry.variants[self.variant].files
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        self.vision = ort.InferenceSession(
-            str(root / files["vision_model"]), options, providers=["CPUExecutionProvider"]
-        )
-        self.text = ort.InferenceSession(str(root / files["text_model"]), options, providers=["CPUExecutionProvider"])
+        self.expanded = runtime is not None and runtime in self.entry.variants[self.variant].expand_weights
+        self.vision = _session(root / files["vision_model"], options, self.expanded)
+        self.text = _session(root / files["text_model"], options, self.expanded)
         self.folder = root / model_id
         self.processor = load_written_processor(self.folder)
 

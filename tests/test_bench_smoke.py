@@ -46,7 +46,19 @@ def test_quick_run_measures_every_engine(quick) -> None:
     for row in llm[:2]:  # the default ONNX file: both browsers and native on it
         assert {"ours_wasm_1t", "ours_wasm_2t", "transformers_js_2t", "native_ort_2t"} <= set(row["values"])
     clip = results["sections"]["clip"]["rows"]
-    assert {r["metric"] for r in clip} == {"image, batch 1", "image, batch 8", "text, batch 1", "text, batch 8"}
+    assert {r["metric"] for r in clip} == {
+        "image, batch 1",
+        "image, batch 8",
+        "text, batch 1",
+        "text, batch 8",
+        "memory after the runs (JS + WASM)",
+        "model bytes after fp32 expansion (both towers)",
+    }
+    # The default (int8) is expanded on WASM: also run as downloaded, and natively in the expanded form.
+    default = [r for r in clip if r["file"].startswith("int8") and r["metric"] == "image, batch 8"]
+    assert default and {"ours_wasm_2t_as_downloaded", "native_ort_2t_expanded"} <= set(default[0]["values"])
+    memory = [r for r in clip if r["file"].startswith("int8") and r["metric"].startswith(("memory", "model bytes"))]
+    assert len(memory) == 2 and all({"ours_wasm_1t", "ours_wasm_2t"} <= set(r["values"]) for r in memory), memory
     for row in llm + clip + speech + results["sections"]["load"]["rows"] + results["sections"]["server"]["rows"]:
         for summary in row["values"].values():
             _check_summary(summary)

@@ -4,7 +4,9 @@ Reference: reference.vision.VisionModel (fp32 variant): Python onnxruntime fed t
 image processor's pixel_values (slow, PIL) and the `tokenizers` library's ids (tokenizer.json as
 written, with its truncation/padding).
 Tolerances: pixel_values 1e-6 (both sides do the same 8-bit PIL arithmetic), embeddings and
-scores 1e-4 on WASM (fp32), 1e-3 on WebGPU (SwiftShader, different kernels).
+scores 1e-4 on WASM (fp32), 1e-3 on WebGPU (SwiftShader, different kernels). The int8 default on
+WASM is compared with the same int8 files expanded to fp32 weights in Python
+(runtime/onnx_int8_expand.py, written apart from the worker's onnx_int8_expand.ts): 1e-4 too.
 """
 
 from __future__ import annotations
@@ -22,17 +24,18 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 
 LABELS = ["cat", "dog", "red car", "a tree in winter", "Café au lait, naïve façade"]
 LONG_TEXT = " ".join(["a very long caption that keeps going"] * 25)  # truncated at text_max_length
-TEXTS = ["a photo of a cat.", "", LONG_TEXT, "two dogs playing in the snow at night"]
+# (An empty text is refused with InvalidRequestError since the engine input checks: "!" is the shortest.)
+TEXTS = ["a photo of a cat.", "!", LONG_TEXT, "two dogs playing in the snow at night"]
 IMAGES = fixed_images()
 URLS = [data_url(png_bytes(img)) for img in IMAGES]
 
 
-def _run_in_browser(page, model_id: str, runtime: str) -> dict:
-    """Loads the fp32 variant and returns pixel values, embeddings and classification, as lists."""
+def _run_in_browser(page, model_id: str, runtime: str, variant: str | None = "fp32") -> dict:
+    """Loads the variant (None: the manifest's default) and returns pixel values, embeddings and classification."""
     return page.evaluate(
-        """async ([modelId, runtime, urls, labels, texts]) => {
+        """async ([modelId, runtime, urls, labels, texts, variant]) => {
           const engine = window.engine;
-          const load = await engine.load({clip: modelId}, {variant: "fp32", runtime});
+          const load = await engine.load({clip: modelId}, {variant: variant ?? undefined, runtime});
           const pixels = await engine.pixelValues(urls);
           const images = await engine.embedImages(urls);
           const textEmbeds = await engine.embedTexts(texts);
@@ -47,7 +50,7 @@ def _run_in_browser(page, model_id: str, runtime: str) -> dict:
             classified,
           };
         }""",
-        [model_id, runtime, URLS, LABELS, TEXTS],
+        [model_id, runtime, URLS, LABELS, TEXTS, variant],
     )
 
 
@@ -104,6 +107,54 @@ def test_wasm_matches_python_onnxruntime(model_id, vision_artifacts, lumen_url, 
     _check_against_python(result, VisionModel(vision_artifacts, model_id, variant="fp32"), tol=1e-4)
     # The images really needed resizing (and, for CLIP and ALIGN, cropping).
     assert all(img.size != (32, 32) and img.width != img.height for img in IMAGES)
+    log.assert_clean()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("model_id", VISION_MODELS)
+def test_wasm_int8_default_runs_expanded_weights(model_id, vision_artifacts, lumen_url, page_and_log):
+    """The WASM default (int8, as the manifest records) runs with fp32 weights expanded at load: it
+    matches Python onnxruntime on the same files expanded the same way, and embeds in batches."""
+    page, log = page_and_log
+    _open(page, lumen_url)
+    ref = VisionModel(vision_artifacts, model_id, runtime="wasm")
+    assert ref.variant == "int8" and ref.entry.variants["int8"].expand_weights == ["wasm"] and ref.expanded
+    result = _run_in_browser(page, model_id, "wasm", variant=None)
+    info = result["load"]["clip"]
+    assert (info["variant"], info["dtype"]) == ("int8", "int8")
+    expanded = info["expanded"]
+    assert expanded["products"] > 0 and expanded["dynamicQuantizeLeft"] == 0, expanded
+    # The cost in memory: every int8 weight becomes 4 bytes (tiny models: weights are most of the file).
+    assert expanded["fileBytes"] < expanded["modelBytes"] < 4.5 * expanded["fileBytes"], expanded
+    _check_against_python(result, ref, tol=1e-4)
+    # Batch-independent now: one image alone embeds as it does among the batch.
+    alone = page.evaluate("async (url) => Array.from((await window.engine.embedImages([url]))[0])", URLS[1])
+    np.testing.assert_allclose(alone, result["images"][1], atol=1e-5, rtol=0)
+    log.assert_clean()
+
+
+@pytest.mark.browser
+def test_wasm_q4_runs_expanded_weights(vision_artifacts, lumen_url, page_and_log):
+    """q4 (MatMulNBits) is expanded on WASM too (runtime/onnx_dequant.ts); Python onnxruntime
+    dequantizes the same blocks to fp32 before its GEMM, so the numbers agree as fp32 ones do."""
+    page, log = page_and_log
+    _open(page, lumen_url)
+    result = _run_in_browser(page, "tiny-random-clip", "wasm", variant="q4")
+    expanded = result["load"]["clip"]["expanded"]
+    assert expanded["products"] > 0 and expanded["dynamicQuantizeLeft"] == 0, expanded
+    _check_against_python(result, VisionModel(vision_artifacts, "tiny-random-clip", variant="q4", runtime="wasm"), 1e-4)
+    log.assert_clean()
+
+
+@pytest.mark.browser
+def test_wasm_int8_as_downloaded_when_asked(vision_artifacts, lumen_url, page_and_log):
+    page, log = page_and_log
+    _open(page, lumen_url)
+    info = page.evaluate(
+        """async () => (await window.engine.load({clip: "tiny-random-clip"},
+          {variant: "int8", runtime: "wasm", expandWeights: false})).clip"""
+    )
+    assert info["variant"] == "int8" and info["expanded"] is None
     log.assert_clean()
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -28,6 +29,7 @@ from conftest import REPO, run_cli
 from contract.manifest import Manifest, ModelEntry, load_manifest, revision_dir
 from exporter.artifacts import ArtifactStore, sha256_file, write_text_atomic
 from exporter.errors import ParityError
+from runtime.onnx_int8_expand import expand_int8_weights
 
 FAMILIES = {"tiny-random-clip": "clip", "tiny-random-siglip": "siglip", "tiny-random-align": "align"}
 # Quantized towers of the tiny random models, measured: int8 >= 0.994, 4-bit >= 0.89 (32-wide layers
@@ -118,6 +120,7 @@ def test_manifest_entry_and_files(exported: tuple[Path, str]) -> None:
     assert entry.defaults == {"wasm": "int8", "webgpu": "int8"}
     for variant, suffix in ONNX_FILES.items():
         assert entry.variants[variant].dtype == variant
+        assert entry.variants[variant].expand_weights == ([] if variant == "fp32" else ["wasm"])
         assert entry.variants[variant].files == {
             graph: f"{name}/onnx/{graph}{suffix}.onnx" for graph in ("vision_model", "text_model", "model")
         }
@@ -148,6 +151,11 @@ def test_report_parity_sizes_and_versions(exported: tuple[Path, str]) -> None:
             assert data["export_seconds"][tower] > 0
         assert 0.0 <= data["parity"]["zero_shot_top1_agreement"] <= 1.0
     assert report["variants"]["fp32"]["parity"]["zero_shot_top1_agreement"] == 1.0
+    expanded = report["variants"]["int8"]["expanded_parity"]  # as the browser runs int8 on WASM
+    assert report["variants"]["int8"]["expanded_on"] == ["wasm"]
+    for tower in ("vision_model", "text_model"):
+        assert expanded[tower]["products"] > 0 and expanded[tower]["dynamic_quantize_left"] == 0, expanded
+        assert expanded[tower]["cosine_min"] >= MIN_BY_VARIANT["int8"], expanded
     sizes = {v: report["variants"][v]["files"]["text_model"]["bytes"] for v in ONNX_FILES}
     assert sizes["int8"] < 0.4 * sizes["fp32"]  # the token embedding table is quantized too
 
@@ -173,11 +181,17 @@ def test_onnx_matches_pytorch_on_fresh_input(exported: tuple[Path, str]) -> None
             model.get_text_features(input_ids=ids, attention_mask=None if family == "siglip" else mask), dim=-1
         )
     text_feeds = {"input_ids": ids.numpy()} | ({} if family == "siglip" else {"attention_mask": mask.numpy()})
-    for variant, suffix in (("fp32", ""), ("int8", "_quantized")):
-        image = ort.InferenceSession(str(folder / f"onnx/vision_model{suffix}.onnx")).run(
+
+    def session(path: Path, expand: bool) -> ort.InferenceSession:
+        return ort.InferenceSession(
+            expand_int8_weights(onnx.load(path)).model.SerializeToString() if expand else str(path)
+        )
+
+    for variant, suffix, expand in (("fp32", "", False), ("int8", "_quantized", False), ("int8", "_quantized", True)):
+        image = session(folder / f"onnx/vision_model{suffix}.onnx", expand).run(
             None, {"pixel_values": pixel_values.numpy()}
         )[0]
-        text = ort.InferenceSession(str(folder / f"onnx/text_model{suffix}.onnx")).run(None, text_feeds)[0]
+        text = session(folder / f"onnx/text_model{suffix}.onnx", expand).run(None, text_feeds)[0]
         assert image.shape == (3, 32) and text.shape == (3, 32)
         np.testing.assert_allclose(np.linalg.norm(image, axis=-1), 1.0, atol=1e-5)
         assert _cosines(image, image_ref.numpy()).min() >= MIN_BY_VARIANT[variant], variant
@@ -283,6 +297,18 @@ def test_fp32_parity_failure_commits_nothing(baseline: Path, monkeypatch: pytest
     assert _snapshot(baseline) == before
 
 
+def test_expanded_int8_gate_failure_commits_nothing(baseline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exporter import vision_export
+
+    before = _snapshot(baseline)
+    monkeypatch.setattr(vision_export, "EXPANDED_MIN_COSINE", 1.5)  # unreachable
+    with pytest.raises(ParityError) as err:
+        vision_export.export_vision("tiny-random-clip", baseline, ["fp32", "int8"])
+    assert "expanded to fp32 weights" in str(err.value) and "nothing was committed" in str(err.value)
+    assert err.value.fix
+    assert _snapshot(baseline) == before
+
+
 def _staged(root: Path, pattern: str) -> Callable[[], bool]:
     return lambda: any((root / ".staging").glob(pattern))
 
@@ -348,4 +374,6 @@ def test_full_size_clip_vit_b32_int8_parity(tmp_path: Path) -> None:
     for tower in ("vision_model", "text_model"):
         assert report["variants"]["fp32"]["parity"][tower]["cosine_min"] >= FP32_MIN
         assert report["variants"]["int8"]["parity"][tower]["cosine_min"] >= 0.999, report["variants"]["int8"]
+        expanded = report["variants"]["int8"]["expanded_parity"][tower]  # the WASM default's form
+        assert expanded["cosine_min"] >= 0.999 and expanded["dynamic_quantize_left"] == 0, expanded
     _assert_files_match(tmp_path)

@@ -55,7 +55,10 @@ export interface LoadOptions {
   variant?: string;
   threads?: number;
   maxBytes?: number;
-  /** Chat on WASM: expand 4-bit (MatMulNBits) weights to fp32 once at load (faster decoding, 4x memory); default true. */
+  /**
+   * Expand quantized weights to fp32 once at load (faster on WASM, 4 bytes a weight in memory).
+   * Default: chat on WASM true; vision as the manifest's variant records (expand_weights) for the runtime.
+   */
   expandWeights?: boolean;
 }
 
@@ -220,6 +223,7 @@ export class Engine {
     if (vision === undefined) throw new InvalidRequestError("load() needs a vision model id", "call engine.load({ vision: id })");
     const wire: LoadOptionsWire = {
       runtime: options.runtime ?? "auto", variant: options.variant, threads: options.threads, maxBytes: options.maxBytes,
+      expandWeights: options.expandWeights,
     };
     const result = await this.call("load", { vision, options: wire }, { onProgress: options.onProgress });
     this.runtime = result.runtime;

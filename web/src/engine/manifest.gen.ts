@@ -35,6 +35,10 @@ export type Files = FileEntry[];
 export type Dtype = "fp32" | "fp16" | "int8" | "q4" | "q4f16" | "q8";
 export type Note1 = string | null;
 /**
+ * Runtimes that rewrite this variant's quantized weights to fp32 once at load (same download, fp32 speed, 4 bytes a weight in memory), chosen by measurement; others run the file as it is.
+ */
+export type ExpandWeights = ("wasm" | "webgpu")[];
+/**
  * Logical path of export-report.json.
  */
 export type Report = string | null;
@@ -136,6 +140,7 @@ export interface Variant {
   dtype: Dtype;
   files: Files1;
   note?: Note1;
+  expand_weights?: ExpandWeights;
 }
 /**
  * role -> logical path, e.g. vision_model -> '<id>/onnx/vision_model_quantized.onnx'

@@ -56,6 +56,7 @@ async function load(msg: Extract<WorkerRequest, { type: "load" }>): Promise<Load
   const model = await VisionModel.load(entry, runtime, {
     variant: msg.options.variant,
     maxBytes: msg.options.maxBytes,
+    expandWeights: msg.options.expandWeights,
     onProgress: (progress) => post({ id: msg.id, kind: "progress", progress }),
   });
   await vision?.dispose();

@@ -11,14 +11,14 @@
 // change; every other field is copied byte for byte.
 
 const MS_DOMAIN = "com.microsoft";
-const FLOAT = 1;
-const UINT8 = 2;
+export const FLOAT = 1;
+export const UINT8 = 2;
 const FLOAT16 = 10;
 // Protobuf messages must stay under 2 GiB; leave room for everything that is not a weight.
-const MAX_MODEL_BYTES = 1.8e9;
+export const MAX_MODEL_BYTES = 1.8e9;
 
 /** A field's location in the buffer: [start, end) covers tag and value; value/valueEnd the payload. */
-interface Field {
+export interface Field {
   no: number;
   wire: number;
   start: number;
@@ -28,7 +28,7 @@ interface Field {
   varint: number;
 }
 
-function readVarint(buf: Uint8Array, pos: number): [value: number, next: number] {
+export function readVarint(buf: Uint8Array, pos: number): [value: number, next: number] {
   let value = 0;
   let scale = 1;
   for (;;) {
@@ -39,7 +39,7 @@ function readVarint(buf: Uint8Array, pos: number): [value: number, next: number]
   }
 }
 
-function* fields(buf: Uint8Array, start = 0, end = buf.length): Generator<Field> {
+export function* fields(buf: Uint8Array, start = 0, end = buf.length): Generator<Field> {
   let pos = start;
   while (pos < end) {
     const fieldStart = pos;
@@ -63,9 +63,9 @@ function* fields(buf: Uint8Array, start = 0, end = buf.length): Generator<Field>
 }
 
 const utf8 = new TextDecoder();
-const str = (buf: Uint8Array, f: Field) => utf8.decode(buf.subarray(f.value, f.valueEnd));
+export const str = (buf: Uint8Array, f: Field) => utf8.decode(buf.subarray(f.value, f.valueEnd));
 
-interface Node {
+export interface Node {
   field: Field;
   opType: string;
   domain: string;
@@ -76,7 +76,7 @@ interface Node {
   hasSubgraph: boolean;
 }
 
-function parseNode(buf: Uint8Array, field: Field): Node {
+export function parseNode(buf: Uint8Array, field: Field): Node {
   const node: Node = { field, opType: "", domain: "", name: "", inputs: [], outputs: [], ints: new Map(), hasSubgraph: false };
   for (const f of fields(buf, field.value, field.valueEnd)) {
     if (f.no === 1) node.inputs.push(str(buf, f));
@@ -98,7 +98,7 @@ function parseNode(buf: Uint8Array, field: Field): Node {
   return node;
 }
 
-interface Initializer {
+export interface Initializer {
   field: Field;
   name: string;
   dataType: number;
@@ -106,7 +106,7 @@ interface Initializer {
   bytes: Uint8Array | null;
 }
 
-function parseInitializer(buf: Uint8Array, field: Field): Initializer {
+export function parseInitializer(buf: Uint8Array, field: Field): Initializer {
   let name = "";
   let dataType = 0;
   let raw: Uint8Array | null = null;
@@ -130,7 +130,7 @@ function parseInitializer(buf: Uint8Array, field: Field): Initializer {
   return { field, name, dataType, bytes: external ? null : raw ?? packed };
 }
 
-function floats(init: Initializer): Float32Array | null {
+export function floats(init: Initializer): Float32Array | null {
   const b = init.bytes;
   if (!b) return null;
   if (init.dataType === FLOAT) {
@@ -197,7 +197,7 @@ function addDequantized(node: Node, inits: Map<string, Initializer>, out: Float3
   return true;
 }
 
-class Writer {
+export class Writer {
   private readonly parts: Uint8Array[] = [];
   length = 0;
 
@@ -252,7 +252,7 @@ function matMulNode(name: string, a: string, weight: string, output: string): Ui
   return w.finish();
 }
 
-function floatTensor(name: string, dims: number[], data: Float32Array): Uint8Array {
+export function floatTensor(name: string, dims: number[], data: Float32Array): Uint8Array {
   const w = new Writer();
   for (const d of dims) w.int(1, d);
   w.int(2, FLOAT);

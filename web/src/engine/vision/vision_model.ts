@@ -4,6 +4,8 @@
 import type * as Ort from "onnxruntime-web";
 import { InferenceError, ModelNotFoundError } from "../errors";
 import type { ModelEntry, VisionInfo } from "../manifest.gen";
+import { dequantizeMatMulNBits } from "../runtime/onnx_dequant";
+import { expandInt8Weights } from "../runtime/onnx_int8_expand";
 import { checkSize, decodeJson, DEFAULT_MAX_MODEL_BYTES, pickVariant, requiredConfig } from "../runtime/model_files";
 import type { Runtime } from "../runtime/runtime";
 import { createSession } from "../runtime/session";
@@ -16,11 +18,14 @@ import { TextTokenizer } from "./text_tokenizer";
 const IMAGE_BATCH = 8;
 const TEXT_BATCH = 32;
 // Dynamic int8 quantization scales activations per run, so an item's embedding would depend on
-// its batch-mates (and, for text, on padding): quantized variants embed one item per run.
+// its batch-mates (and, for text, on padding): quantized variants embed one item per run, unless
+// their weights were expanded to fp32 at load (no DynamicQuantizeLinear left).
 const BATCH_SAFE_DTYPES = new Set(["fp32", "fp16"]);
 
 export interface VisionLoadOptions {
   variant?: string;
+  /** Expand quantized weights to fp32 once at load; default: as the manifest's variant says for this runtime. */
+  expandWeights?: boolean;
   maxBytes?: number;
   onProgress?: ProgressCallback;
 }
@@ -35,6 +40,30 @@ export interface VisionModelInfo {
   note: string | null;
   bytes: number;
   vision: VisionInfo;
+  /** Weights expanded to fp32 at load (runtime/onnx_int8_expand.ts, onnx_dequant.ts), or null when run as downloaded. */
+  expanded: ExpandedWeights | null;
+}
+
+export interface ExpandedWeights {
+  /** Quantized products (MatMulInteger / ConvInteger / MatMulNBits) rewritten, both towers. */
+  products: number;
+  /** Both towers' model bytes as handed to onnxruntime, against the downloaded files' bytes. */
+  modelBytes: number;
+  fileBytes: number;
+  /** DynamicQuantizeLinear nodes left (0: embeddings do not depend on batch-mates). */
+  dynamicQuantizeLeft: number;
+}
+
+/** One tower's bytes with its quantized weights in fp32; unchanged when it has none this rewrite knows. */
+function expandTower(bytes: Uint8Array): { bytes: Uint8Array; products: number; dynamicQuantizeLeft: number } {
+  const int8 = expandInt8Weights(bytes);
+  const afterInt8 = int8?.bytes ?? bytes;
+  const nbits = dequantizeMatMulNBits(afterInt8);
+  return {
+    bytes: nbits?.bytes ?? afterInt8,
+    products: (int8?.products ?? 0) + (nbits?.nodes ?? 0),
+    dynamicQuantizeLeft: int8?.dynamicQuantizeLeft ?? 1, // not rewritable here: assume it has some
+  };
 }
 
 /** Rows of a [n, dim] output, L2-normalised. */
@@ -82,12 +111,32 @@ export class VisionModel {
       decodeJson<Record<string, unknown>>(data.get(tokenizerConfigPath), tokenizerConfigPath),
       { maxLength: vision.text_max_length, padToMaxLength: vision.pad_to_max_length, inputNames: vision.text_inputs },
     );
+    let visionBytes = data.get(visionPath)!;
+    let textBytes = data.get(textPath)!;
+    let expanded: ExpandedWeights | null = null;
+    const chosen = entry.variants[variant]!;
+    const expand = options.expandWeights ?? (chosen.expand_weights ?? []).includes(runtime.name);
+    // The steps after the download take seconds on ViT-B/32 too: say which one runs.
+    const steps = expand ? ["expanding weights", "creating the sessions"] : ["creating the sessions"];
+    const preparing = (done: number) => options.onProgress?.({ loadedBytes: bytes, totalBytes: bytes, mbPerSecond: 0,
+      etaSeconds: null, file: visionPath, preparing: { step: steps[done]!, done, total: steps.length } });
+    preparing(0);
+    if (expand) {
+      const fileBytes = visionBytes.length + textBytes.length;
+      data.delete(visionPath); // let the downloads go once rewritten
+      data.delete(textPath);
+      const [v, t] = [expandTower(visionBytes), expandTower(textBytes)];
+      [visionBytes, textBytes] = [v.bytes, t.bytes];
+      expanded = { products: v.products + t.products, modelBytes: v.bytes.length + t.bytes.length, fileBytes,
+        dynamicQuantizeLeft: v.dynamicQuantizeLeft + t.dynamicQuantizeLeft };
+      preparing(1);
+    }
     // Sessions one after the other: two compiles at once only compete for the same cores.
-    const visionSession = await createSession(runtime, data.get(visionPath)!, visionPath);
-    const textSession = await createSession(runtime, data.get(textPath)!, textPath);
+    const visionSession = await createSession(runtime, visionBytes, visionPath);
+    const textSession = await createSession(runtime, textBytes, textPath);
     const info: VisionModelInfo = {
-      id: entry.id, revision: entry.revision, family: entry.family, variant, dtype: entry.variants[variant]!.dtype,
-      trained: entry.trained, note: entry.note ?? null, bytes, vision,
+      id: entry.id, revision: entry.revision, family: entry.family, variant, dtype: chosen.dtype,
+      trained: entry.trained, note: entry.note ?? null, bytes, vision, expanded,
     };
     return new VisionModel(info, runtime, visionSession, textSession,
       decodeJson<PreprocessorConfig>(data.get(preprocessorPath), preprocessorPath), tokenizer);
@@ -99,7 +148,8 @@ export class VisionModel {
   }
 
   private get batchSafe(): boolean {
-    return BATCH_SAFE_DTYPES.has(this.info.dtype);
+    const expanded = this.info.expanded;
+    return BATCH_SAFE_DTYPES.has(this.info.dtype) || (expanded !== null && expanded.dynamicQuantizeLeft === 0);
   }
 
   async embedImages(images: RgbImage[]): Promise<Float32Array[]> {
