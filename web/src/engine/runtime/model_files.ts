@@ -4,7 +4,7 @@
 import { ModelNotFoundError, ModelTooLargeError } from "../errors";
 import type { FileEntry, ModelEntry } from "../manifest.gen";
 import { fileEntry } from "../storage/store";
-import type { Runtime } from "./runtime";
+import type { Runtime, RuntimeName } from "./runtime";
 
 /** 32-bit WASM has 4 GiB of memory; the model bytes and the weights built from them both live there. */
 export const DEFAULT_MAX_MODEL_BYTES = 2 * 1024 ** 3;
@@ -55,4 +55,21 @@ export function requiredConfig(entry: ModelEntry, role: ConfigRole): FileEntry {
       "re-export the model: the exporter names its config files by role");
   }
   return file;
+}
+
+/** The config roles the loaders read (vision: preprocessor + tokenizer; chat: tokenizer + template). */
+const LOADED_CONFIGS: readonly ConfigRole[] = ["preprocessor", "tokenizer", "tokenizer_config", "chat_template"];
+
+/**
+ * What loading `entry` with its default variant on `runtime` downloads: the variant's files, a chat
+ * model's external data parts (`<model>.onnx_data*`) and the config files the loaders read. The model
+ * pickers show its size and whether it is cached.
+ */
+export function defaultDownload(entry: ModelEntry, runtime: RuntimeName): { variant: string; files: FileEntry[] } {
+  const variant = entry.defaults[runtime] ?? Object.keys(entry.variants)[0] ?? "";
+  const paths = Object.values(entry.variants[variant]?.files ?? {});
+  const configs = LOADED_CONFIGS.map((role) => entry.configs?.[role]).filter((p): p is string => p !== undefined);
+  const files = entry.files.filter((f) => configs.includes(f.path) ||
+    paths.some((p) => f.path === p || (entry.llm !== undefined && p.endsWith(".onnx") && f.path.startsWith(`${p}_data`))));
+  return { variant, files };
 }
