@@ -59,17 +59,21 @@ export function requiredConfig(entry: ModelEntry, role: ConfigRole): FileEntry {
 
 /** The config roles the loaders read (vision: preprocessor + tokenizer; chat: tokenizer + template). */
 const LOADED_CONFIGS: readonly ConfigRole[] = ["preprocessor", "tokenizer", "tokenizer_config", "chat_template"];
+/** The towers a CLIP-family load reads (the variant's combined "model" file is for other tools). */
+const VISION_ROLES = ["vision_model", "text_model"];
 
 /**
- * What loading `entry` with its default variant on `runtime` downloads: the variant's files, a chat
- * model's external data parts (`<model>.onnx_data*`) and the config files the loaders read. The model
- * pickers show its size and whether it is cached.
+ * What loading `entry` with its default variant on `runtime` downloads: a CLIP-family model's two
+ * towers, or the variant's files with a chat model's external data parts (`<model>.onnx_data*`),
+ * and the config files the loaders read. The model pickers show its size and whether it is cached.
  */
 export function defaultDownload(entry: ModelEntry, runtime: RuntimeName): { variant: string; files: FileEntry[] } {
   const variant = entry.defaults[runtime] ?? Object.keys(entry.variants)[0] ?? "";
-  const paths = Object.values(entry.variants[variant]?.files ?? {});
-  const configs = LOADED_CONFIGS.map((role) => entry.configs?.[role]).filter((p): p is string => p !== undefined);
-  const files = entry.files.filter((f) => configs.includes(f.path) ||
-    paths.some((p) => f.path === p || (entry.llm !== undefined && p.endsWith(".onnx") && f.path.startsWith(`${p}_data`))));
+  const roles = entry.variants[variant]?.files ?? {};
+  const paths = entry.vision ? VISION_ROLES.map((role) => roles[role]) : Object.values(roles);
+  const configs = LOADED_CONFIGS.map((role) => entry.configs?.[role]);
+  const isData = (path: string) => entry.llm !== undefined &&
+    paths.some((p) => p?.endsWith(".onnx") && path.startsWith(`${p}_data`));
+  const files = entry.files.filter((f) => paths.includes(f.path) || configs.includes(f.path) || isData(f.path));
   return { variant, files };
 }
