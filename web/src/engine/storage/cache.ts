@@ -17,7 +17,7 @@ export type Folder = "files" | "partial";
 
 export interface ModelUsage {
   id: string;
-  /** Bytes of this model's complete cached files (the manifest's `bytes` of each). */
+  /** Bytes of this model's complete cached files (the manifest's `bytes`, each content once). */
   bytes: number;
   /** How many of the model's manifest files are cached (complete and named by their sha256). */
   cachedFiles: number;
@@ -136,8 +136,10 @@ export async function cacheUsage(manifest: Manifest): Promise<CacheUsage> {
     const unfinished = model.files.filter((f) => partial.has(f.sha256) && !complete.has(f.sha256));
     cached.forEach((f) => named.set(f.sha256, f.bytes));
     if (cached.length === 0 && unfinished.length === 0) continue;
-    models.push({ id: model.id, bytes: sum(cached.map((f) => f.bytes)), cachedFiles: cached.length,
-      totalFiles: model.files.length, partialBytes: sum(unfinished.map((f) => partial.get(f.sha256)!)),
+    // A model may list one content twice (the MLC build's copy of tokenizer.json): stored once, counted once.
+    const once = (files: FileEntry[], size: (f: FileEntry) => number) => sum([...new Map(files.map((f) => [f.sha256, size(f)])).values()]);
+    models.push({ id: model.id, bytes: once(cached, (f) => f.bytes), cachedFiles: cached.length,
+      totalFiles: model.files.length, partialBytes: once(unfinished, (f) => partial.get(f.sha256)!),
       partialFiles: unfinished.length });
   }
   const listed = new Set((manifest.models ?? []).flatMap((m) => m.files.map((f) => f.sha256)));
