@@ -2,7 +2,8 @@
 
 Serves web/dist (rebuilt when stale) over an artifact folder with the real server, drives Debian's
 Chromium through Playwright on WASM, and writes docs/screenshot-{classify,chat,storage}.png:
-Classify with "Ask the LLM" (FuDD re-ranking), a Chat reply, and the Storage tab after both loads.
+Classify with "Ask the LLM" (FuDD re-ranking), a Chat reply, and the Storage tab after both loads
+and a search index of the pictures.
 The folder defaults to artifacts/ (what `make demo` exported); when it has no vision or no chat
 model, the tiny-random ones are exported into it first (random predictions and words, labelled so
 in the page). PNGs are quantized to a 256-colour palette to keep them small.
@@ -124,6 +125,13 @@ def shoot(url: str, vision: str, chat: str, out: Path, images: list[Path]) -> No
         page.click("#chat-send")
         page.wait_for_selector('#chat-log li[data-role="assistant"][data-status="done"]')
         save(page, out / "screenshot-chat.png")
+
+        # A search index, so the Storage tab lists one.
+        page.click("#tab-search")
+        page.set_input_files("#folder-input", str(images[0].parent))
+        wait(
+            page, f"() => document.querySelector('#index-status').textContent.includes('{len(images)} images indexed')"
+        )
 
         page.click("#tab-storage")
         wait(page, "() => document.querySelector('#storage-models tr[data-model]') !== null")

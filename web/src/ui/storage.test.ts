@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { StorageReport } from "../engine/api";
-import { summaryText } from "./storage";
+import { megabytes, summaryText } from "./storage";
 
 const model = (id: string, bytes: number) => ({ id, bytes, cachedFiles: 2, totalFiles: 4, partialBytes: 0, partialFiles: 0 });
 const base: StorageReport = {
@@ -24,4 +24,12 @@ test("unfinished downloads and unknown usage are said plainly", () => {
   assert.doesNotMatch(text, /add up to more/);
   assert.match(text, /does not say how much it stores/);
   assert.match(text, /keeps this storage \(persistent\)/);
+});
+
+test("sizes read in MB, small ones in kB", () => {
+  assert.equal(megabytes(5_439_865), "5.44 MB");
+  assert.equal(megabytes(122_700_000), "122.7 MB");
+  assert.equal(megabytes(100_000), "0.10 MB");
+  assert.equal(megabytes(4_523), "4.5 kB");
+  assert.equal(megabytes(0), "0.0 kB");
 });

@@ -84,8 +84,9 @@ export async function clearImages(index: string): Promise<void> {
   await Promise.all(keys.map((k) => request(s.delete(k))));
 }
 
-/** "1.23 MB" (two decimals below 10 MB): the one size format of the Storage tab and the pickers. */
+/** "1.23 MB" (two decimals below 10 MB), "4.5 kB" below 0.1 MB: the size format of the Storage tab and the pickers. */
 export function megabytes(bytes: number): string {
+  if (bytes < 1e5) return `${(bytes / 1e3).toFixed(1)} kB`;
   return `${(bytes / 1e6).toFixed(bytes < 1e7 ? 2 : 1)} MB`;
 }
 
