@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageDraw
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, ViewportSize, sync_playwright
 
 from contract.manifest import load_manifest
 from harness.chromium import CHROMIUM, CHROMIUM_ARGS
@@ -26,7 +26,7 @@ from harness.live_server import live_server
 from harness.web_app import build_web
 
 REPO = Path(__file__).resolve().parent.parent
-VIEWPORT = {"width": 1100, "height": 760}
+VIEWPORT: ViewportSize = {"width": 1100, "height": 760}
 # The longest a screenshot may be (full page, cut here): the README shows them at this width.
 MAX_HEIGHT = 1300
 LABELS = ["a red ball", "a blue box", "a green tree", "the sea at sunset"]
