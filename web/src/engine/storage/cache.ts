@@ -133,7 +133,7 @@ export async function cacheUsage(manifest: Manifest): Promise<CacheUsage> {
   const models: ModelUsage[] = [];
   for (const model of manifest.models ?? []) {
     const cached = model.files.filter((f) => complete.get(f.sha256) === f.bytes);
-    const unfinished = model.files.filter((f) => partial.has(f.sha256) && !complete.has(f.sha256));
+    const unfinished = model.files.filter((f) => (partial.get(f.sha256) ?? 0) > 0 && !complete.has(f.sha256));
     cached.forEach((f) => named.set(f.sha256, f.bytes));
     if (cached.length === 0 && unfinished.length === 0) continue;
     // A model may list one content twice (the MLC build's copy of tokenizer.json): stored once, counted once.
