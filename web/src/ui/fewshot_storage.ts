@@ -37,7 +37,7 @@ export function mountClassifierStorage(engine: Engine, onChange: () => void): ()
 
   function rows(list: ClassifierSummary[]): HTMLTableRowElement[] {
     const head = document.createElement("tr");
-    for (const h of ["Classifier", "Model", "Details", "Size", "", ""]) head.append(Object.assign(document.createElement("th"), { textContent: h }));
+    for (const h of ["Classifier", "Model", "Details", "", ""]) head.append(Object.assign(document.createElement("th"), { textContent: h }));
     const body = list.map((c) => {
       const tr = document.createElement("tr");
       tr.dataset["classifier"] = c.id;
@@ -63,13 +63,14 @@ export function mountClassifierStorage(engine: Engine, onChange: () => void): ()
         return td;
       });
       tr.dataset["bytes"] = String(c.bytes);
-      tr.append(cell(c.name), cell(`${c.model.id} (${c.model.variant})`), cell(describeClassifier(c)), cell(megabytes(c.bytes)),
+      // The size goes with the details: a sixth column would widen the table past a phone screen.
+      tr.append(cell(c.name), cell(`${c.model.id} (${c.model.variant})`), cell(`${describeClassifier(c)} · ${megabytes(c.bytes)}`),
         ...buttons);
       return tr;
     });
     if (!body.length) {
       const empty = document.createElement("tr");
-      const td = Object.assign(document.createElement("td"), { textContent: "None yet: teach one by example in the Classify tab.", colSpan: 6 });
+      const td = Object.assign(document.createElement("td"), { textContent: "None yet: teach one by example in the Classify tab.", colSpan: 5 });
       empty.append(td);
       body.push(empty);
     }
