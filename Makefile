@@ -4,7 +4,7 @@ PYTHON ?= .venv/bin/python
 PORT ?= 8000
 ARTIFACTS ?= artifacts
 
-.PHONY: install demo test test-heavy bench constraints
+.PHONY: install demo test test-heavy bench constraints screenshots
 
 .install.stamp: pyproject.toml constraints.txt requirements-data.txt web/package-lock.json bench/peer/package-lock.json scripts/install.sh
 	bash scripts/install.sh
@@ -24,6 +24,10 @@ test-heavy: .install.stamp
 
 bench: .install.stamp
 	$(PYTHON) -m bench
+
+# The README's screenshots, taken from the running app (docs/screenshot-*.png).
+screenshots: .install.stamp
+	$(PYTHON) -m scripts.screenshots --artifacts $(ARTIFACTS)
 
 # After an upgrade that `make test` passed on: record the .venv's versions for scripts/install.sh.
 constraints:

@@ -4,7 +4,7 @@ contract/   <- everything (the manifest schema, the base error)
 runtime/    <- exporter/, reference/, bench/ (torch-free code that runs exported files)
 exporter/, server/, web/: never import each other, only contract/ (and runtime/ for the exporter)
 reference/  <- bench/, tests (the Python references the browser is compared with)
-harness/    <- bench/, tests (live server, web build, Chromium flags, test images)
+harness/    <- bench/, scripts/ (screenshots), tests (live server, web build, Chromium flags, test images)
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ ALLOWED = {
     "harness": set(),
     # The benchmarks drive every part: they export models and build artifact folders to measure.
     "bench": {"contract", "runtime", "exporter", "reference", "harness"},
-    "scripts": {"contract"},
+    # The screenshot script serves and drives the app as the browser tests do.
+    "scripts": {"contract", "harness"},
 }
 PROJECT = set(PACKAGES) | {"tests", "conftest", "browser_support", "server_support"}
 

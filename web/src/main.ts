@@ -2,7 +2,7 @@
 // URL options: ?runtime=wasm|webgpu|auto, ?variant=<name>, ?model=<id>, ?chat=<llm id>, ?autoload=0.
 
 import "./styles.css";
-import { Engine, type ModelEntry } from "./engine/api";
+import { Engine, type ModelEntry, type RuntimeName } from "./engine/api";
 import type { RuntimeRequest } from "./engine/runtime/runtime";
 import { ChatTab } from "./ui/chat";
 import { ClassifyTab } from "./ui/classify";
@@ -12,6 +12,7 @@ import { FuddPanel } from "./ui/fudd";
 import { SearchTab } from "./ui/search";
 import { SpeechInput, spokenLabels } from "./ui/speech";
 import { TranscribeTab } from "./ui/transcribe";
+import { markPickers } from "./ui/model_picker";
 import { StoragePanel } from "./ui/storage";
 import { byId, clearErrors, showDownload, showError, showModelBanner, showRuntime } from "./ui/status";
 
@@ -35,8 +36,26 @@ const fudd = new FuddPanel(engine, async () => {
 const fewshot = new FewShotPanel(engine);
 const classify = new ClassifyTab(engine, fudd, fewshot);
 const search = new SearchTab(engine, fewshot);
-const chat = new ChatTab(engine, () => ({ runtime: runtimeRequest }));
-const storage = new StoragePanel(engine);
+const chat = new ChatTab(engine, () => ({ runtime: runtimeRequest }), () => void refreshStorage());
+// After a delete in the Storage tab: Search re-reads its index, the pickers their "cached" marks.
+const storage = new StoragePanel(engine, () => {
+  if (engine.vision) void search.modelReady(engine.vision);
+  void markPickers(engine, pickerRuntime(), pickers()).catch(showError);
+});
+
+function pickers(): HTMLSelectElement[] {
+  return [byId<HTMLSelectElement>("model-select"), byId<HTMLSelectElement>("chat-model")];
+}
+
+/** The runtime whose default variants the pickers size: the one in use, else the one asked for (auto: WASM until a load says otherwise). */
+function pickerRuntime(): RuntimeName {
+  return engine.runtime ?? (runtimeRequest === "webgpu" ? "webgpu" : "wasm");
+}
+
+/** After a load or a delete: the Storage tab and the pickers' "cached" marks. */
+async function refreshStorage(): Promise<void> {
+  await Promise.all([storage.refresh(), markPickers(engine, pickerRuntime(), pickers()).catch(showError)]);
+}
 const speech = new SpeechInput(engine, () => ({ runtime: runtimeRequest }));
 
 /**
@@ -66,7 +85,7 @@ function registerServiceWorker(): void {
   const base = import.meta.env.BASE_URL;
   navigator.serviceWorker.register(`${base}sw.js`, { type: "module", scope: base })
     .then(() => navigator.serviceWorker.ready)
-    .then(() => storage.refresh())
+    .then(() => refreshStorage())
     .catch(showError);
 }
 
@@ -118,7 +137,7 @@ async function loadModel(id: string): Promise<void> {
     await search.modelReady(result.vision);
     await fewshot.modelReady(result.vision);
     document.body.dataset["model"] = result.vision.id;
-    void storage.refresh();
+    void refreshStorage();
   } catch (err) {
     showError(err);
     document.body.dataset["model"] = "";
@@ -175,6 +194,7 @@ async function start(): Promise<void> {
   if (wanted && models.some((m) => m.id === wanted)) select.value = wanted;
   select.addEventListener("change", () => void loadModel(select.value));
   select.disabled = false;
+  await markPickers(engine, pickerRuntime(), pickers()).catch(showError);
   if (params.get("autoload") !== "0") await loadModel(select.value);
 }
 

@@ -24,7 +24,9 @@ import type { LlmLoadResult, LoadOptionsWire, LoadResult, RequestType, Requests,
 import type { RuntimeName, RuntimeRequest } from "./runtime/runtime";
 import type { PixelValues } from "./vision/preprocess";
 import type { LabelScore } from "./vision/scoring";
-import { cacheUsage, clearCache, deleteModel, type CacheUsage } from "./storage/cache";
+import { cacheUsage, clearCache, completeFiles, deleteModel, type CacheUsage } from "./storage/cache";
+import { answerCacheUsage, clearAnswerCache, type AnswerCacheUsage } from "./fudd/cache";
+import { defaultDownload } from "./runtime/model_files";
 import { fetchManifest, type DownloadProgress, type ProgressCallback } from "./storage/store";
 import type { VisionModelInfo } from "./vision/vision_model";
 import { checkClassifyRequest, checkImages, checkStrings } from "./validate";
@@ -43,7 +45,7 @@ export type { AudioInput, LogMel, SpeechLoadResult, SpeechModelInfo, TranscribeP
 export type { ClassExplanation, FuddClassification, FuddImage, FuddProgress, GivenPair, PairOutcome, RankedDescription };
 /** @deprecated old names: LlmModelInfo, LlmLoadResult, PairOutcome. */
 export type { LlmModelInfo as ChatModelInfo, LlmLoadResult as ChatLoadResult, PairOutcome as PairReport };
-export type { CacheUsage, DownloadProgress, LabelScore, LoadResult, ModelEntry, PixelValues, RuntimeName, VisionModelInfo };
+export type { AnswerCacheUsage, CacheUsage, DownloadProgress, LabelScore, LoadResult, ModelEntry, PixelValues, RuntimeName, VisionModelInfo };
 
 /** What images may be: same-origin or data: URLs, Blobs/Files, or ImageData. */
 export type ImageInput = string | Blob | ImageData;
@@ -69,6 +71,18 @@ export interface StorageReport extends CacheUsage {
   quota: number | null;
   /** Whether the browser promised not to evict this origin's storage (navigator.storage.persist()). */
   persisted: boolean;
+  /** FuDD's saved LLM answers (IndexedDB "lumen-fudd"). */
+  descriptions: AnswerCacheUsage;
+}
+
+/** A model's default download on one runtime (model pickers): its size and how much of it is cached. */
+export interface ModelDownload {
+  id: string;
+  variant: string;
+  /** The manifest's bytes of the files loading it downloads (runtime/model_files.ts defaultDownload). */
+  bytes: number;
+  /** Of those, the bytes already complete in the offline cache. */
+  cachedBytes: number;
 }
 
 export interface ClassifyRequest {
@@ -171,19 +185,33 @@ export class Engine {
    *   await engine.storage.report()            // cached models with sizes, quota
    *   await engine.storage.cacheFiles(id, paths?, onProgress?)   // download for offline use
    *   await engine.storage.deleteModel(id), await engine.storage.clear()
+   *   await engine.storage.downloads(runtime)   // per model: default download size, bytes cached
+   *   await engine.storage.clearDescriptions()  // FuDD's saved LLM answers
    */
   readonly storage = {
     report: async (): Promise<StorageReport> => {
-      const [cached, estimate, persisted] = await Promise.all([
+      const [cached, estimate, persisted, descriptions] = await Promise.all([
         cacheUsage(await fetchManifest()), navigator.storage.estimate(), navigator.storage.persisted(),
+        answerCacheUsage(),
       ]);
-      return { ...cached, usage: estimate.usage ?? null, quota: estimate.quota ?? null, persisted };
+      return { ...cached, usage: estimate.usage ?? null, quota: estimate.quota ?? null, persisted, descriptions };
+    },
+    /** Per model of the manifest: what loading it on `runtime` downloads, and how much of that is cached. */
+    downloads: async (runtime: RuntimeName): Promise<ModelDownload[]> => {
+      const [manifest, complete] = await Promise.all([fetchManifest(), completeFiles()]);
+      return (manifest.models ?? []).map((m) => {
+        const { variant, files } = defaultDownload(m, runtime);
+        const bytes = (list: typeof files) => list.reduce((s, f) => s + f.bytes, 0);
+        return { id: m.id, variant, bytes: bytes(files), cachedBytes: bytes(files.filter((f) => complete.get(f.sha256) === f.bytes)) };
+      });
     },
     cacheFiles: async (id: string, paths?: string[], onProgress?: ProgressCallback): Promise<void> => {
       await this.call("cacheFiles", { model: id, paths }, { onProgress });
     },
     deleteModel: async (id: string): Promise<void> => deleteModel(await fetchManifest(), id),
     clear: (): Promise<void> => clearCache(),
+    /** Forgets FuDD's saved LLM answers ("Ask the LLM" then asks again). */
+    clearDescriptions: (): Promise<void> => clearAnswerCache(),
     /** Asks the browser to keep the cache under storage pressure; true when granted. */
     persist: (): Promise<boolean> => navigator.storage.persist(),
   };

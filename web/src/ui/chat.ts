@@ -31,7 +31,9 @@ export class ChatTab {
   private loaded: string | null = null;
   private hasModels = false;
 
-  constructor(private readonly engine: Engine, private readonly loadOptions: () => LoadOptions) {
+  /** @param onLoaded after a model loaded (the page then re-reads what the browser has cached) */
+  constructor(private readonly engine: Engine, private readonly loadOptions: () => LoadOptions,
+    private readonly onLoaded: () => void = () => undefined) {
     byId("chat-form").addEventListener("submit", (e) => {
       e.preventDefault();
       void this.ask();
@@ -99,6 +101,7 @@ export class ChatTab {
       this.banner.textContent = info.trained ? info.note ?? "" : `${info.id} is an untrained test model: its replies are random words.`;
       this.setState("ready");
       this.input.focus();
+      this.onLoaded();
     } catch (err) {
       this.loaded = null;
       this.pathLine.textContent = "";

@@ -1,8 +1,10 @@
 // Saved few-shot classifiers in the Storage tab: name, model, examples, method, leave-one-out
-// accuracy; export one as JSON, import a file, delete one.
+// accuracy, size; export one as JSON, import a file, delete one (after asking).
 
 import type { ClassifierSummary, Engine } from "../engine/api";
+import { confirmAction } from "./confirm";
 import { describeClassifier } from "./fewshot";
+import { megabytes } from "./storage";
 import { byId, showError } from "./status";
 
 export function mountClassifierStorage(engine: Engine, onChange: () => void): () => Promise<void> {
@@ -52,13 +54,18 @@ export function mountClassifierStorage(engine: Engine, onChange: () => void): ()
       }));
       const deleteButton = Object.assign(document.createElement("button"), { textContent: "Delete" });
       deleteButton.setAttribute("aria-label", `Delete classifier ${c.name}`);
-      deleteButton.addEventListener("click", () => act(() => engine.fewshot.delete(c.id)));
+      deleteButton.addEventListener("click", () => void confirmAction(
+        `Delete the classifier "${c.name}"? Export it first if you want to keep a copy.`, "Delete")
+        .then((yes) => yes && act(() => engine.fewshot.delete(c.id))));
       const buttons = [exportButton, deleteButton].map((b) => {
         const td = document.createElement("td");
         td.append(b);
         return td;
       });
-      tr.append(cell(c.name), cell(`${c.model.id} (${c.model.variant})`), cell(describeClassifier(c)), ...buttons);
+      tr.dataset["bytes"] = String(c.bytes);
+      // The size goes with the details: a sixth column would widen the table past a phone screen.
+      tr.append(cell(c.name), cell(`${c.model.id} (${c.model.variant})`), cell(`${describeClassifier(c)} · ${megabytes(c.bytes)}`),
+        ...buttons);
       return tr;
     });
     if (!body.length) {

@@ -1,11 +1,13 @@
 // What Lumen keeps in the browser:
 // * the search index in IndexedDB: one record per image file, per model revision and variant
 //   (embeddings of different models are not comparable);
-// * the Storage tab: the offline model cache (engine.storage: cached models with sizes, delete
-//   per model, delete all), the storage quota, and whether the service worker has made the app
-//   available offline.
+// * the Storage tab: the offline model cache (engine.storage: cached models with sizes, unfinished
+//   downloads, delete per model, delete all), the other data (search indexes, FuDD's saved LLM
+//   descriptions) with sizes, what the browser counts for the site in all, and whether the service
+//   worker has made the app available offline. Every delete asks first (confirm.ts).
 
 import type { Engine, StorageReport } from "../engine/api";
+import { confirmAction } from "./confirm";
 import { byId, showError } from "./status";
 
 const DB_NAME = "lumen";
@@ -54,13 +56,37 @@ export async function loadImages(index: string): Promise<IndexedImage[]> {
   return request(s.index("by-index").getAll(IDBKeyRange.only(index))) as Promise<IndexedImage[]>;
 }
 
+export interface IndexUsage {
+  /** The index key: "<model id>@<revision>/<variant>" (search.ts). */
+  index: string;
+  images: number;
+  /** Embeddings, thumbnails and paths: about what IndexedDB stores, without its own overhead. */
+  bytes: number;
+}
+
+/** Every search index with its image count and size, largest first. */
+export async function indexUsage(): Promise<IndexUsage[]> {
+  const all = (await request((await store("readonly")).getAll())) as IndexedImage[];
+  const out = new Map<string, IndexUsage>();
+  const encoder = new TextEncoder();
+  for (const img of all) {
+    const usage = out.get(img.index) ?? { index: img.index, images: 0, bytes: 0 };
+    usage.images += 1;
+    usage.bytes += img.embedding.byteLength + img.thumbnail.size + encoder.encode(img.path).length;
+    out.set(img.index, usage);
+  }
+  return [...out.values()].sort((a, b) => b.bytes - a.bytes);
+}
+
 export async function clearImages(index: string): Promise<void> {
   const s = await store("readwrite");
   const keys = await request(s.index("by-index").getAllKeys(IDBKeyRange.only(index)));
   await Promise.all(keys.map((k) => request(s.delete(k))));
 }
 
-function megabytes(bytes: number): string {
+/** "1.23 MB" (two decimals below 10 MB), "4.5 kB" below 0.1 MB: the size format of the Storage tab and the pickers. */
+export function megabytes(bytes: number): string {
+  if (bytes < 1e5) return `${(bytes / 1e3).toFixed(1)} kB`;
   return `${(bytes / 1e6).toFixed(bytes < 1e7 ? 2 : 1)} MB`;
 }
 
@@ -80,9 +106,37 @@ async function offlineState(): Promise<string> {
   return "Offline use: caching the app… (it works offline once this finishes)";
 }
 
+/** The index key "<id>@<revision>/<variant>" in words. */
+function indexName(key: string): string {
+  const at = key.lastIndexOf("@");
+  const slash = key.lastIndexOf("/");
+  return at > 0 && slash > at ? `${key.slice(0, at)} (${key.slice(slash + 1)})` : key;
+}
+
+/** The summary line: the models' bytes on disk, then the browser's own figure and why it is larger. */
+export function summaryText(report: StorageReport): string {
+  const rowsTotal = report.models.reduce((s, m) => s + m.bytes, 0);
+  const extra = [
+    report.partialBytes ? `${megabytes(report.partialBytes)} of unfinished downloads (they resume on the next load)` : "",
+    report.orphanBytes ? `${megabytes(report.orphanBytes)} of old files no current model uses ("Delete all models" removes them)` : "",
+  ].filter(Boolean);
+  const shared = rowsTotal > report.modelBytes
+    ? " Models that share a file (such as a tokenizer) store it once, so the rows below add up to more." : "";
+  const usage = report.usage === null
+    ? "This browser does not say how much it stores for this site."
+    : `The browser counts ${megabytes(report.usage)} for this site in all` +
+      (report.quota === null ? "" : ` and allows up to ${megabytes(report.quota)}`) +
+      ": that also holds the app's own offline copy, search indexes, saved chats and classifiers, and the browser's" +
+      " bookkeeping, so it is larger than the models alone.";
+  return `Models: ${megabytes(report.modelBytes)} stored in this browser for offline use` +
+    `${extra.length ? `, plus ${extra.join(" and ")}` : ""}.${shared} ${usage} ` +
+    (report.persisted ? "The browser keeps this storage (persistent)." : "The browser may clear this storage when the disk fills up.");
+}
+
 /** The Storage tab, added to the page's tab list by mount(). */
 export class StoragePanel {
-  constructor(private readonly engine: Engine) {}
+  /** @param onDeleted called after anything was deleted (the Search tab reloads its index, the pickers their marks). */
+  constructor(private readonly engine: Engine, private readonly onDeleted: () => void = () => undefined) {}
 
   /** Adds the tab and its panel (before the tabs are wired up in main.ts). */
   mount(): void {
@@ -100,18 +154,23 @@ export class StoragePanel {
     panel.setAttribute("aria-labelledby", "tab-storage");
     const clear = element("button", "Delete all models");
     clear.id = "storage-clear";
-    clear.addEventListener("click", () => void this.run(() => this.engine.storage.clear()));
+    clear.addEventListener("click", () => void this.clearAll());
     const offline = element("p", "", "index-status");
     offline.id = "storage-offline";
     const summary = element("p", "", "index-status");
     summary.id = "storage-summary";
     summary.setAttribute("role", "status");
-    const list = element("table");
-    list.id = "storage-models";
-    list.setAttribute("aria-label", "Cached models");
-    panel.append(element("div", "", "stack"));
-    panel.firstElementChild!.append(offline, summary, list, element("div", "", "row"));
-    panel.firstElementChild!.lastElementChild!.append(clear);
+    const models = element("table");
+    models.id = "storage-models";
+    models.setAttribute("aria-label", "Cached models");
+    const data = element("table");
+    data.id = "storage-data";
+    data.setAttribute("aria-label", "Other data saved in this browser");
+    const stack = element("div", "", "stack");
+    const row = element("div", "", "row");
+    row.append(clear);
+    stack.append(offline, summary, element("h3", "Models"), models, row, element("h3", "Other data"), data);
+    panel.append(stack);
     document.querySelector("main")!.append(panel);
   }
 
@@ -119,54 +178,103 @@ export class StoragePanel {
   async refresh(): Promise<void> {
     try {
       byId("storage-offline").textContent = await offlineState();
-      this.render(await this.engine.storage.report());
+      const report = await this.engine.storage.report();
+      this.render(report);
+      this.renderData(report, await indexUsage());
     } catch (err) {
       showError(err);
     }
   }
 
-  private async run(action: () => Promise<void>): Promise<void> {
+  /** Asks first; only when confirmed runs `action`, then re-reads. */
+  private async confirmed(message: string, label: string, action: () => Promise<void>): Promise<void> {
+    if (!(await confirmAction(message, label))) return;
     try {
       await action();
     } catch (err) {
       showError(err);
     }
+    this.onDeleted();
     await this.refresh();
   }
 
+  private async clearAll(): Promise<void> {
+    const report = await this.engine.storage.report();
+    const total = report.modelBytes + report.partialBytes + report.orphanBytes;
+    await this.confirmed(`Delete every cached model file (${megabytes(total)}) from this browser? ` +
+      "Each model downloads again the next time you load it.", "Delete all models", () => this.engine.storage.clear());
+  }
+
   private render(report: StorageReport): void {
-    const cached = report.models.reduce((s, m) => s + m.bytes, 0);
-    const quota = report.quota === null ? "unknown" : megabytes(report.quota);
-    const extra = [
-      report.partialBytes ? `${megabytes(report.partialBytes)} of unfinished downloads (resumed on the next load)` : "",
-      report.orphanBytes ? `${megabytes(report.orphanBytes)} of files no current model uses` : "",
-    ].filter(Boolean).join("; ");
-    byId("storage-summary").textContent =
-      `Models: ${megabytes(cached)} cached${extra ? `; ${extra}` : ""}. Browser storage used by Lumen: ` +
-      `${report.usage === null ? "unknown" : megabytes(report.usage)} of ${quota}. ` +
-      (report.persisted ? "The browser keeps this storage (persistent)." : "The browser may clear this storage when the disk fills up.");
+    byId("storage-summary").textContent = summaryText(report);
     const table = byId<HTMLTableElement>("storage-models");
     const head = element("tr");
-    head.append(element("th", "Model"), element("th", "Size"), element("th", "Files"), element("th", ""));
+    head.append(element("th", "Model"), element("th", "Size"), element("th", "State"), element("th", ""));
     const rows = report.models.map((m) => {
       const row = element("tr");
       row.dataset["model"] = m.id;
+      row.dataset["bytes"] = String(m.bytes);
+      const unfinished = m.partialFiles > 0;
+      const state = element("td", "", unfinished ? "storage-state partial" : "storage-state");
+      state.textContent = unfinished
+        ? `Unfinished download: ${megabytes(m.partialBytes)} received of ${m.partialFiles} file${m.partialFiles > 1 ? "s" : ""}; ` +
+          `it resumes on the next load. ${m.cachedFiles} of ${m.totalFiles} files complete.`
+        : `Cached: ${m.cachedFiles} of ${m.totalFiles} files (those of the variants loaded so far)`;
+      row.dataset["state"] = unfinished ? "partial" : "cached";
       const remove = element("button", "Delete");
       remove.setAttribute("aria-label", `Delete ${m.id} from this browser`);
-      remove.addEventListener("click", () => void this.run(() => this.engine.storage.deleteModel(m.id)));
+      remove.addEventListener("click", () => void this.confirmed(
+        `Delete ${m.id} (${megabytes(m.bytes + m.partialBytes)}) from this browser? It downloads again the next time you load it.`,
+        "Delete", () => this.engine.storage.deleteModel(m.id)));
       const action = element("td");
       action.append(remove);
-      row.append(element("td", m.id), element("td", megabytes(m.bytes)), element("td", `${m.cachedFiles} of ${m.totalFiles}`), action);
+      row.append(element("td", m.id), element("td", megabytes(m.bytes)), state, action);
       return row;
     });
-    if (rows.length === 0) {
-      const empty = element("tr");
-      const cell = element("td", "No models are cached. Loading a model caches it for offline use.");
-      cell.colSpan = 4;
-      empty.append(cell);
-      rows.push(empty);
-    }
+    if (rows.length === 0) rows.push(emptyRow("No models are cached. Loading a model caches it for offline use.", 4));
     table.replaceChildren(head, ...rows);
     byId<HTMLButtonElement>("storage-clear").disabled = report.models.length === 0 && !report.partialBytes && !report.orphanBytes;
   }
+
+  /** Search indexes and FuDD's saved descriptions (the few-shot classifiers have their own section). */
+  private renderData(report: StorageReport, indexes: IndexUsage[]): void {
+    const head = element("tr");
+    head.append(element("th", "What"), element("th", "Items"), element("th", "Size"), element("th", ""));
+    const row = (kind: string, what: string, items: string, bytes: number, ask: string, action: () => Promise<void>) => {
+      const tr = element("tr");
+      tr.dataset["kind"] = kind;
+      tr.dataset["bytes"] = String(bytes);
+      const remove = element("button", "Delete");
+      remove.setAttribute("aria-label", `Delete ${what}`);
+      remove.addEventListener("click", () => void this.confirmed(ask, "Delete", action));
+      const cell = element("td");
+      cell.append(remove);
+      tr.append(element("td", what), element("td", items), element("td", megabytes(bytes)), cell);
+      return tr;
+    };
+    const rows = indexes.map((ix) => {
+      const name = `Search index of ${indexName(ix.index)}`;
+      const tr = row("search-index", name, `${ix.images} image${ix.images === 1 ? "" : "s"}`, ix.bytes,
+        `Delete the ${name.toLowerCase()} (${ix.images} images)? Search then needs the images indexed again.`,
+        () => clearImages(ix.index));
+      tr.dataset["index"] = ix.index;
+      return tr;
+    });
+    const d = report.descriptions;
+    if (d.answers > 0) {
+      rows.push(row("descriptions", "Ask the LLM: saved descriptions", `${d.answers} answer${d.answers === 1 ? "" : "s"}`, d.bytes,
+        `Delete ${d.answers} saved LLM descriptions? "Ask the LLM" then asks the chat model again (it needs the chat model loaded).`,
+        () => this.engine.storage.clearDescriptions()));
+    }
+    if (rows.length === 0) rows.push(emptyRow("No search index and no saved descriptions yet.", 4));
+    byId<HTMLTableElement>("storage-data").replaceChildren(head, ...rows);
+  }
+}
+
+function emptyRow(text: string, columns: number): HTMLTableRowElement {
+  const row = element("tr");
+  const cell = element("td", text);
+  cell.colSpan = columns;
+  row.append(cell);
+  return row;
 }

@@ -52,6 +52,8 @@ export interface ClassifierSummary {
   perLabel: number[];
   looAccuracy: number;
   folds: number;
+  /** Its size as an exported JSON file (UTF-8): about what IndexedDB stores for it. */
+  bytes: number;
 }
 
 const rowsOf = (flat: Float32Array, dim: number): number[][] =>
@@ -74,6 +76,7 @@ export function summarize(file: ClassifierFile): ClassifierSummary {
     id: file.id, name: file.name, createdAt: file.createdAt, model: file.model, labels: file.labels, method: file.method,
     params: file.params, examples: file.examples.length, looAccuracy: file.looAccuracy, folds: file.folds,
     perLabel: file.labels.map((l) => file.examples.filter((e) => e.label === l).length),
+    bytes: new TextEncoder().encode(JSON.stringify(file)).length,
   };
 }
 

@@ -64,16 +64,42 @@ class MemoryCache implements AnswerCache {
   }
 }
 
-let opened: Promise<AnswerCache> | null = null;
+let database: Promise<IDBDatabase> | null = null;
 
-/** The worker's cache, opened once; where IndexedDB fails, a per-session memory cache that says so. */
-export function answerCache(): Promise<AnswerCache> {
-  opened ??= new Promise<IDBDatabase>((resolve, reject) => {
+/** The database, opened once per context (the worker asks and stores; the Storage tab counts and clears). */
+function openDatabase(): Promise<IDBDatabase> {
+  database ??= new Promise<IDBDatabase>((resolve, reject) => {
     const req = indexedDB.open(DB_NAME, 1);
     req.onupgradeneeded = () => req.result.createObjectStore(STORE, { keyPath: "key" });
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => reject(req.error);
-  }).then((db): AnswerCache => new IndexedDbCache(db),
+  });
+  return database;
+}
+
+let opened: Promise<AnswerCache> | null = null;
+
+/** The worker's cache, opened once; where IndexedDB fails, a per-session memory cache that says so. */
+export function answerCache(): Promise<AnswerCache> {
+  opened ??= openDatabase().then((db): AnswerCache => new IndexedDbCache(db),
     (err: unknown) => new MemoryCache(`memory (IndexedDB failed: ${String(err)})`));
   return opened;
+}
+
+export interface AnswerCacheUsage {
+  answers: number;
+  /** The answers' size as JSON (UTF-8): about what IndexedDB stores, without its own overhead. */
+  bytes: number;
+}
+
+/** How many answers are saved and their size (the Storage tab). */
+export async function answerCacheUsage(): Promise<AnswerCacheUsage> {
+  const all = await request((await openDatabase()).transaction(STORE, "readonly").objectStore(STORE).getAll());
+  const encoder = new TextEncoder();
+  return { answers: all.length, bytes: all.reduce((s: number, a) => s + encoder.encode(JSON.stringify(a)).length, 0) };
+}
+
+/** Forgets every saved answer: the next FuDD run asks the LLM again. */
+export async function clearAnswerCache(): Promise<void> {
+  await request((await openDatabase()).transaction(STORE, "readwrite").objectStore(STORE).clear());
 }

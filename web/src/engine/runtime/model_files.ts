@@ -4,7 +4,7 @@
 import { ModelNotFoundError, ModelTooLargeError } from "../errors";
 import type { FileEntry, ModelEntry } from "../manifest.gen";
 import { fileEntry } from "../storage/store";
-import type { Runtime } from "./runtime";
+import type { Runtime, RuntimeName } from "./runtime";
 
 /** 32-bit WASM has 4 GiB of memory; the model bytes and the weights built from them both live there. */
 export const DEFAULT_MAX_MODEL_BYTES = 2 * 1024 ** 3;
@@ -55,4 +55,25 @@ export function requiredConfig(entry: ModelEntry, role: ConfigRole): FileEntry {
       "re-export the model: the exporter names its config files by role");
   }
   return file;
+}
+
+/** The config roles the loaders read (vision: preprocessor + tokenizer; chat: tokenizer + template). */
+const LOADED_CONFIGS: readonly ConfigRole[] = ["preprocessor", "tokenizer", "tokenizer_config", "chat_template"];
+/** The towers a CLIP-family load reads (the variant's combined "model" file is for other tools). */
+const VISION_ROLES = ["vision_model", "text_model"];
+
+/**
+ * What loading `entry` with its default variant on `runtime` downloads: a CLIP-family model's two
+ * towers, or the variant's files with a chat model's external data parts (`<model>.onnx_data*`),
+ * and the config files the loaders read. The model pickers show its size and whether it is cached.
+ */
+export function defaultDownload(entry: ModelEntry, runtime: RuntimeName): { variant: string; files: FileEntry[] } {
+  const variant = entry.defaults[runtime] ?? Object.keys(entry.variants)[0] ?? "";
+  const roles = entry.variants[variant]?.files ?? {};
+  const paths = entry.vision ? VISION_ROLES.map((role) => roles[role]) : Object.values(roles);
+  const configs = LOADED_CONFIGS.map((role) => entry.configs?.[role]);
+  const isData = (path: string) => entry.llm !== undefined &&
+    paths.some((p) => p?.endsWith(".onnx") && path.startsWith(`${p}_data`));
+  const files = entry.files.filter((f) => paths.includes(f.path) || configs.includes(f.path) || isData(f.path));
+  return { variant, files };
 }

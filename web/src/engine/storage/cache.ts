@@ -17,15 +17,22 @@ export type Folder = "files" | "partial";
 
 export interface ModelUsage {
   id: string;
-  /** Bytes of this model's complete cached files. */
+  /** Bytes of this model's complete cached files (the manifest's `bytes`, each content once). */
   bytes: number;
   /** How many of the model's manifest files are cached (complete and named by their sha256). */
   cachedFiles: number;
   totalFiles: number;
+  /** Bytes received so far of this model's unfinished downloads (resumed on the next load). */
+  partialBytes: number;
+  /** How many of its files have an unfinished download. */
+  partialFiles: number;
 }
 
 export interface CacheUsage {
+  /** Models with complete or unfinished files in the cache. */
   models: ModelUsage[];
+  /** Bytes of the complete files the manifest's models name, each file once (models may share files). */
+  modelBytes: number;
   /** Bytes of unfinished downloads (kept to resume). */
   partialBytes: number;
   /** Bytes of complete files that no model of the manifest names (older exports). */
@@ -104,6 +111,8 @@ export function findFile(manifest: Manifest, path: string): FileEntry | null {
   return null;
 }
 
+const sum = (values: number[]): number => values.reduce((s, n) => s + n, 0);
+
 async function sizes(where: Folder): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for await (const handle of ((await folder(where)) as IterableDirectory).values()) {
@@ -112,20 +121,34 @@ async function sizes(where: Folder): Promise<Map<string, number>> {
   return out;
 }
 
+/** sha256 -> size of every complete file in the cache. */
+export function completeFiles(): Promise<Map<string, number>> {
+  return sizes("files");
+}
+
 export async function cacheUsage(manifest: Manifest): Promise<CacheUsage> {
   const complete = await sizes("files");
-  const named = new Set<string>();
+  const partial = await sizes("partial");
+  const named = new Map<string, number>(); // sha256 -> bytes, of complete files a model names
   const models: ModelUsage[] = [];
   for (const model of manifest.models ?? []) {
     const cached = model.files.filter((f) => complete.get(f.sha256) === f.bytes);
-    model.files.forEach((f) => named.add(f.sha256));
-    if (cached.length === 0) continue;
-    models.push({ id: model.id, bytes: cached.reduce((s, f) => s + f.bytes, 0), cachedFiles: cached.length,
-      totalFiles: model.files.length });
+    const unfinished = model.files.filter((f) => (partial.get(f.sha256) ?? 0) > 0 && !complete.has(f.sha256));
+    cached.forEach((f) => named.set(f.sha256, f.bytes));
+    if (cached.length === 0 && unfinished.length === 0) continue;
+    // A model may list one content twice (the MLC build's copy of tokenizer.json): stored once, counted once.
+    const once = (files: FileEntry[], size: (f: FileEntry) => number) => sum([...new Map(files.map((f) => [f.sha256, size(f)])).values()]);
+    models.push({ id: model.id, bytes: once(cached, (f) => f.bytes), cachedFiles: cached.length,
+      totalFiles: model.files.length, partialBytes: once(unfinished, (f) => partial.get(f.sha256)!),
+      partialFiles: unfinished.length });
   }
-  const partialBytes = [...(await sizes("partial")).values()].reduce((s, n) => s + n, 0);
-  const orphanBytes = [...complete].filter(([sha]) => !named.has(sha)).reduce((s, [, n]) => s + n, 0);
-  return { models, partialBytes, orphanBytes };
+  const listed = new Set((manifest.models ?? []).flatMap((m) => m.files.map((f) => f.sha256)));
+  return {
+    models,
+    modelBytes: sum([...named.values()]),
+    partialBytes: sum([...partial.values()]),
+    orphanBytes: sum([...complete].filter(([sha]) => !listed.has(sha)).map(([, n]) => n)),
+  };
 }
 
 /** Deletes a model's cached and partial files, except those another cached model also uses. */
