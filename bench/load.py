@@ -1,14 +1,19 @@
 """Time to first answer as a user meets it, from navigation start: cold (fresh browser profile, so
 every file is downloaded over loopback, verified and compiled) and warm (the same profile reloaded,
-files from the browser's cache). Lumen and Transformers.js, same files, 2 WASM threads."""
+files from the browser's cache / OPFS). Lumen and Transformers.js on the same files, wllama (llama.cpp
+in WASM) on the GGUF the default LLM comes from; 2 WASM threads.
+
+Memory: the peak resident memory of the page's renderer process over the cold and the warm load
+(bench/memory.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench import rows
+from bench import memory, rows
+from bench import wllama as wllama_peer
 from bench.browser import READY_MS, Browser, evaluate, image_urls, or_reason
-from bench.plan import CHAT, LABELS, Plan
+from bench.plan import CHAT, LABELS, BenchError, Plan
 from bench.stats import summarize
 from contract.manifest import ModelEntry
 from runtime.progress import bar
@@ -27,6 +32,10 @@ OURS_CHAT_JS = """async ([id, variant, threads, messages]) => {
   if (r.usage.completion_tokens !== 1) throw new Error('no token');
   return performance.now();
 }"""
+WLLAMA_CHAT_JS = """async ([messages, threads]) => {
+  await window.wllamaPeer.firstChatToken(messages, threads);
+  return performance.now();
+}"""
 PEER_CLIP_JS = """async ([id, files, url, labels]) => {
   await window.peer.firstClassification(id, files, url, labels);
   return performance.now();
@@ -38,17 +47,24 @@ PEER_CHAT_JS = """async ([id, file, messages]) => {
 
 
 def _cold_warm(browser: Browser, url: str, ready: str, script: str, args: list, runs: int) -> dict:
-    """Per run: a fresh context (cold), then the same page reloaded (warm); ms since navigation start."""
+    """Per run: a fresh context (cold), then the same page reloaded (warm); ms since navigation start,
+    and the page's peak memory (MB) over both."""
     cold: list[float] = []
     warm: list[float] = []
+    peaks: list[float] = []
     for _ in range(runs):
+        before = memory.renderers(browser)
         with browser.context() as context:
             page = browser.open(context, url, ready)
             cold.append(evaluate(page, script, args))
             page.reload()
             page.wait_for_function(ready, timeout=READY_MS)
             warm.append(evaluate(page, script, args))
-    return {"cold_ms": summarize(cold), "warm_ms": summarize(warm)}
+            peak = memory.peak_mb(memory.renderers(browser) - before)
+            if peak is None:
+                raise BenchError("no renderer process to measure", fix="run the benchmark on Linux (/proc)")
+            peaks.append(peak)
+    return {"cold_ms": summarize(cold), "warm_ms": summarize(warm), "peak_mb": summarize(peaks)}
 
 
 def run(
@@ -59,7 +75,7 @@ def run(
     ours_ready, peer_ready = "window.lumenReady !== undefined", "window.peer !== undefined"
     ours_page, peer_page = f"{ours_url}/?autoload=0", f"{peer_url}/?threads={threads}&cache=1"
     table: list[dict] = []
-    with bar(2 * (llm is not None) + 2 * (clip is not None), "[bench] load", unit="config") as progress:
+    with bar(3 * (llm is not None) + 2 * (clip is not None), "[bench] load", unit="config") as progress:
         if clip is not None:
             variant = clip.defaults["wasm"]
             files = clip.variants[variant].files
@@ -96,6 +112,22 @@ def run(
             progress.update(1)
             engines[f"transformers_js_{threads}t"] = or_reason(
                 lambda: _cold_warm(browser, peer_page, peer_ready, PEER_CHAT_JS, [plan.llm_id, stem, CHAT], runs)
+            )
+            progress.update(1)
+            gguf = wllama_peer.gguf_for(plan.llm_source)
+            engines[f"wllama_{threads}t"] = (
+                gguf
+                if isinstance(gguf, str)
+                else or_reason(
+                    lambda: _cold_warm(
+                        browser,
+                        f"{peer_url}/wllama.html",
+                        "window.wllamaPeer !== undefined",
+                        WLLAMA_CHAT_JS,
+                        [CHAT, threads],
+                        runs,
+                    )
+                )
             )
             progress.update(1)
             table += rows.metric_rows(

@@ -11,6 +11,8 @@ ENGINES = {
     "ours_wasm_1t": "Lumen WASM 1t",
     "ours_wasm_2t": "Lumen WASM 2t",
     "transformers_js_2t": "Transformers.js WASM 2t",
+    "wllama_1t": "wllama WASM 1t",
+    "wllama_2t": "wllama WASM 2t",
     "native_ort_2t": "native ORT 2t",
     "pytorch_fp32": "PyTorch fp32",
     "llama_cpp": "llama.cpp",
@@ -24,6 +26,8 @@ ENGINES = {
 RATIOS = {
     "browser_vs_native": "browser ÷ native",
     "ours_vs_transformers_js": "ours ÷ Transformers.js",
+    "ours_vs_wllama_1t": "ours ÷ wllama 1t",
+    "ours_vs_wllama_2t": "ours ÷ wllama 2t",
     "ours_vs_http_server": "ours ÷ http.server",
 }
 TITLES = {
@@ -134,7 +138,7 @@ def markdown(results: dict, plot_name: str | None) -> str:
         (
             f"Machine: {m['cpu']}, {m['cores']} cores; load average {m['load_average_start']} at the start, "
             f"{m.get('load_average_end')} at the end. Chromium: {m['chromium']}; onnxruntime {m['onnxruntime']}, "
-            f"torch {m['torch']}; Transformers.js {c.get('transformers_js')}."
+            f"torch {m['torch']}; Transformers.js {c.get('transformers_js')}; wllama {c.get('wllama')}."
         ),
         f"Medians after a warm-up, (min–max) beside them: {c['runs']} runs (browser loops: at least "
         f"{c['min_runs']}, more while a {c['budget_s']:.0f} s budget per measurement lasts; the JSON has n). "

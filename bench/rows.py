@@ -1,6 +1,7 @@
 """Report rows: one per (model, file, metric), every engine's summary side by side, and the two
 ratios that matter, both as speed (higher = ours faster): browser / native on the same file, and
-ours / Transformers.js on the same file, each at the native thread count."""
+ours / Transformers.js on the same file, each at the native thread count; where wllama (llama.cpp
+in WASM, on the source GGUF) ran, ours / wllama at each thread count both ran at."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ CLIP_METRICS = (
     Metric("text_b1", "text, batch 1", "ms/item", False),
     Metric("text_b8", "text, batch 8", "ms/item", False),
 )
-LOAD_METRICS = (Metric("cold_ms", "cold (download)", "ms", False), Metric("warm_ms", "warm (cached)", "ms", False))
+LOAD_METRICS = (
+    Metric("cold_ms", "cold (download)", "ms", False),
+    Metric("warm_ms", "warm (cached)", "ms", False),
+    Metric("peak_mb", "peak memory (renderer RSS)", "MB", False),
+)
 
 
 def metric_rows(
@@ -52,7 +57,20 @@ def metric_rows(
                     "ours_vs_transformers_js": speed_ratio(
                         ours, values.get(f"transformers_js_{threads}t"), metric.higher_is_better
                     ),
+                    **_wllama_ratios(values, metric.higher_is_better),
                 },
             }
         )
+    return out
+
+
+def _wllama_ratios(values: dict, higher_is_better: bool) -> dict[str, float | None]:
+    """ours_vs_wllama_<N>t for every thread count both engines ran at."""
+    out = {}
+    for name in values:
+        if name.startswith("wllama_") and f"ours_wasm_{name.removeprefix('wllama_')}" in values:
+            threads = name.removeprefix("wllama_")
+            out[f"ours_vs_wllama_{threads}"] = speed_ratio(
+                values[f"ours_wasm_{threads}"], values[name], higher_is_better
+            )
     return out

@@ -55,8 +55,13 @@ def test_quick_run_measures_every_engine(quick) -> None:
             want = ours / native if row["higher_is_better"] else native / ours
             assert row["ratios"]["browser_vs_native"] == pytest.approx(want)
     assert any("pytorch_fp32" in r["values"] for r in llm) and any("pytorch_fp32" in r["values"] for r in clip)
-    # llama.cpp has no GGUF for the tiny model: the row must say why instead of a number.
+    # llama.cpp has no GGUF for the tiny model: the row must say why instead of a number; so has wllama
+    # (in the default file's rows, beside the ONNX engines), in the speed and the load section.
     assert all(isinstance(v, str) and v for r in llm for v in r["missing"].values())
+    assert {"wllama_1t", "wllama_2t"} <= set(llm[0]["missing"]) and "GGUF" in llm[0]["missing"]["wllama_2t"]
+    chat_load = [r for r in results["sections"]["load"]["rows"] if r["file"].startswith("first chat token")]
+    assert [r["metric"] for r in chat_load] == ["cold (download)", "warm (cached)", "peak memory (renderer RSS)"]
+    assert "wllama_2t" in chat_load[0]["missing"] and chat_load[2]["values"]["ours_wasm_2t"]["median"] > 50
     assert "real_gpu" in results["webgpu"]
     assert (out / "bench.png").stat().st_size > 10_000 and (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
     markdown = (out / "bench.md").read_text()
