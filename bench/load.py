@@ -27,11 +27,14 @@ OURS_CLIP_JS = """async ([id, variant, threads, url, labels]) => {
 }"""
 OURS_CHAT_JS = """async ([id, variant, threads, messages]) => {
   await window.lumenReady;
-  await window.engine.loadChat(id, { runtime: 'wasm', threads, variant });
+  const load = await window.engine.loadChat(id, { runtime: 'wasm', threads, variant });
   const r = await window.engine.chat.completions.create({ messages, max_tokens: 1, temperature: 0 });
   if (r.usage.completion_tokens !== 1) throw new Error('no token');
-  return performance.now();
+  return { at: performance.now(), steps: load.llm.loadSteps };
 }"""
+# The engine's own split of an LLM load (web/src/engine/llm/onnx_chat_model.ts loadSteps): the profile.
+LOAD_STEPS = ("read", "tokenizer", "expand", "session", "grammar")
+STEP_METRICS = tuple(rows.Metric(f"warm_{s}_ms", f"warm load step: {s}", "ms", False) for s in LOAD_STEPS)
 WLLAMA_CHAT_JS = """async ([messages, threads]) => {
   await window.wllamaPeer.firstChatToken(messages, threads);
   return performance.now();
@@ -52,19 +55,30 @@ def _cold_warm(browser: Browser, url: str, ready: str, script: str, args: list, 
     cold: list[float] = []
     warm: list[float] = []
     peaks: list[float] = []
+    steps: dict[str, list[float]] = {}
     for _ in range(runs):
         before = memory.renderers(browser)
         with browser.context() as context:
             page = browser.open(context, url, ready)
-            cold.append(evaluate(page, script, args))
+            cold.append(_at(evaluate(page, script, args), {}))
             page.reload()
             page.wait_for_function(ready, timeout=READY_MS)
-            warm.append(evaluate(page, script, args))
+            warm.append(_at(evaluate(page, script, args), steps))
             peak = memory.peak_mb(memory.renderers(browser) - before)
             if peak is None:
                 raise BenchError("no renderer process to measure", fix="run the benchmark on Linux (/proc)")
             peaks.append(peak)
-    return {"cold_ms": summarize(cold), "warm_ms": summarize(warm), "peak_mb": summarize(peaks)}
+    by_step = {f"warm_{name}_ms": summarize(ms) for name, ms in steps.items()}
+    return {"cold_ms": summarize(cold), "warm_ms": summarize(warm), "peak_mb": summarize(peaks)} | by_step
+
+
+def _at(answer: float | dict, steps: dict[str, list[float]]) -> float:
+    """The answer's time; a script that also reports load steps adds them to `steps`."""
+    if isinstance(answer, dict):
+        for name, ms in (answer.get("steps") or {}).items():
+            steps.setdefault(name, []).append(ms)
+        return answer["at"]
+    return answer
 
 
 def run(
@@ -131,6 +145,11 @@ def run(
             )
             progress.update(1)
             table += rows.metric_rows(
-                "load", plan.llm_id, f"first chat token, {variant} (default)", engines, rows.LOAD_METRICS, threads
+                "load",
+                plan.llm_id,
+                f"first chat token, {variant} (default)",
+                engines,
+                rows.LOAD_METRICS + STEP_METRICS,
+                threads,
             )
     return {"runs": runs, "rows": table}

@@ -37,7 +37,9 @@ def metric_rows(
     """engines: name -> {metric key: summary} or a string saying why that engine has no number."""
     out = []
     for metric in metrics:
-        values = {name: got.get(metric.key) for name, got in engines.items() if isinstance(got, dict)}
+        values = {
+            name: got[metric.key] for name, got in engines.items() if isinstance(got, dict) and got.get(metric.key)
+        }
         missing = {name: got for name, got in engines.items() if isinstance(got, str)}
         ours = values.get(f"ours_wasm_{threads}t")
         out.append(

@@ -141,10 +141,13 @@ export class OnnxLlmModel implements LlmModel {
     const preparing = (done: number) => options.onProgress?.({ loadedBytes: bytes, totalBytes: bytes, mbPerSecond: 0,
       etaSeconds: null, file: model.path, preparing: { step: steps[done]!, done, total: steps.length } });
     preparing(0);
+    const externalData = data.map((f) => ({ path: basename(f.path), data: got.get(f.path)! }));
     if (expand) {
-      const expanded = dequantizeMatMulNBits(modelBytes);
+      // The fp32 weights go to the session as external data: no 4x-sized protobuf to build and parse.
+      const expanded = dequantizeMatMulNBits(modelBytes, { externalWeights: `${basename(model.path)}.expanded` });
       if (expanded) {
         modelBytes = expanded.bytes;
+        if (expanded.external) externalData.push(expanded.external);
         weights = `, ${expanded.nodes} MatMulNBits expanded to ${expanded.matmuls} fp32 MatMuls at load`;
       }
     }
@@ -152,9 +155,7 @@ export class OnnxLlmModel implements LlmModel {
       stepDone("expand");
       preparing(1);
     }
-    const session = await createDecoderSession(runtime, entry, modelBytes, data.map((f) => ({
-      path: basename(f.path), data: got.get(f.path)!,
-    })), model.path);
+    const session = await createDecoderSession(runtime, entry, modelBytes, externalData, model.path);
     stepDone("session");
     const kv = kvSpec(session, entry);
     const threads = runtime.name === "wasm" ? `, ${runtime.threads} thread${runtime.threads === 1 ? "" : "s"}` : "";
