@@ -103,7 +103,7 @@ def wllama(browser: Browser, url: str, plan: Plan, threads: int, prompt: list[in
     """wllama on the source GGUF; its chat template must give the same number of prompt tokens
     (it takes text, not ids, so the count is what can be checked)."""
     with browser.context() as context:
-        page = browser.open(context, f"{url}/wllama.html?threads={threads}", "window.wllamaPeer !== undefined")
+        page = browser.open(context, f"{url}/wllama.html", "window.wllamaPeer !== undefined")
         out = evaluate(page, WLLAMA_JS, [CHAT, plan.tokens, plan.runs, plan.min_runs, plan.budget_ms, threads])
     if out["threads"] != threads or out["multithread"] != (threads > 1):
         raise AssertionError(

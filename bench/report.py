@@ -89,8 +89,56 @@ def sizes_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _start_fast_goals(results: dict) -> list[dict]:
+    """Issue #15's targets against wllama (llama.cpp in WASM) and the 3 s warm start; only those
+    this run has numbers for."""
+    out = []
+    llm = results["sections"].get("llm")
+    default = [r for r in (llm or {}).get("rows", []) if "default" in r["file"]]
+    for row in default:
+        for threads in (1, 2):
+            ratio = row["ratios"].get(f"ours_vs_wllama_{threads}t")
+            if ratio is None:
+                continue
+            target = 1.2 if row["metric"] == "decode" else 1.0
+            out.append(
+                {
+                    "goal": f"LLM {row['metric']} >= {target}x wllama, {threads} thread(s)",
+                    "target": target,
+                    "measured": ratio,
+                }
+            )
+    load = results["sections"].get("load")
+    warm = next(
+        (
+            r
+            for r in (load or {}).get("rows", [])
+            if r["file"].startswith("first chat token") and r["metric"] == "warm (cached)"
+        ),
+        None,
+    )
+    if warm and warm["values"].get("ours_wasm_2t"):
+        # as speed ratios (>= 1 met): 3 s over ours, wllama over ours
+        out.append(
+            {
+                "goal": "warm start to first chat token <= 3 s",
+                "target": 1.0,
+                "measured": 3000 / warm["values"]["ours_wasm_2t"]["median"],
+            }
+        )
+        if warm["ratios"].get("ours_vs_wllama_2t") is not None:
+            out.append(
+                {
+                    "goal": "warm start to first chat token <= wllama's",
+                    "target": 1.0,
+                    "measured": warm["ratios"]["ours_vs_wllama_2t"],
+                }
+            )
+    return out
+
+
 def goals(results: dict) -> list[dict]:
-    """Issue #7's targets, checked on this run's medians (2 threads, the manifest's default files)."""
+    """Issues #7 and #15's targets, checked on this run's medians (2 threads, the manifest's default files)."""
     out = []
     llm = results["sections"].get("llm")
     if llm:
@@ -113,6 +161,7 @@ def goals(results: dict) -> list[dict]:
                     "measured": default["values"]["ours_wasm_2t"]["median"] / max(peers),
                 }
             )
+    out += _start_fast_goals(results)
     clip = results["sections"].get("clip")
     if clip:
         default = results["config"]["clip_default"]
@@ -156,7 +205,7 @@ def markdown(results: dict, plot_name: str | None) -> str:
             parts.append(f"{section['prompt_tokens']}-token chat prompt, {section['new_tokens']} new tokens, greedy.")
         parts.append(sizes_table(section["rows"]) if name == "sizes" else metric_table(section["rows"]))
     if results["goals"]:
-        parts.append("### Goals (issue #7)")
+        parts.append("### Goals (issues #7, #15; measured as speed ratios, met at >= target)")
         lines = ["| goal | measured | met |", "|---|---|---|"]
         for g in results["goals"]:
             measured = "—" if g["measured"] is None else f"{g['measured']:.2f}"
