@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _measure(plan: Plan, results: dict) -> None:
-    from bench import clip, llm, load, server, sizes, speech, transformers_js
+    from bench import clip, llm, load, server, sizes, speech, transformers_js, wllama
     from bench.browser import chromium, live_server, web_bundle, webgpu_adapter
 
     llm_entry, clip_entry = ensure_models(plan)
@@ -64,9 +64,12 @@ def _measure(plan: Plan, results: dict) -> None:
             dist, results["config"]["web_bundle"] = web_bundle()
             host, port = stack.enter_context(live_server(plan.artifacts, dist))
             peer_root = transformers_js.assemble(tmp)
+            gguf = wllama.gguf_for(plan.llm_source)
+            wllama.assemble(peer_root, None if isinstance(gguf, str) else gguf)
             peer_host, peer_port = stack.enter_context(live_server(plan.artifacts, peer_root))
             ours_url, peer_url = f"http://{host}:{port}", f"http://{peer_host}:{peer_port}"
             results["config"]["transformers_js"] = transformers_js.library_version()
+            results["config"]["wllama"] = wllama.library_version()
             adapter = webgpu_adapter(f"{ours_url}/?autoload=0")
             results["webgpu"] = adapter | {
                 "summary": (

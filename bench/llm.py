@@ -1,5 +1,6 @@
 """LLM prefill and decode speed: Lumen's browser engine (WASM, 1 and 2 threads), Transformers.js in
-the same Chromium, native onnxruntime on the same ONNX files, PyTorch fp32, llama.cpp on the GGUF.
+the same Chromium, native onnxruntime on the same ONNX files, PyTorch fp32, llama.cpp on the GGUF,
+and wllama (llama.cpp in WASM, same Chromium, 1 and 2 threads) on that GGUF.
 
 Every engine gets the same prompt token ids (checked), greedy decoding, a short warm-up, then `runs`
 timed generations (browsers: at least `min_runs`, more while the time budget lasts). Prefill: the
@@ -18,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from bench import rows
+from bench import wllama as wllama_peer
 from bench.browser import Browser, evaluate, or_reason
 from bench.plan import CHAT, REPO, Plan
 from bench.stats import summarize
@@ -37,6 +39,10 @@ OURS_JS = """async ([id, variant, threads, tokens, runs, minRuns, budgetMs, mess
   }
   return { load, prompt: warm.prompt_token_ids, results };
 }"""
+WLLAMA_JS = (
+    "([messages, tokens, runs, minRuns, budgetMs, threads]) => "
+    "window.wllamaPeer.llm(messages, tokens, runs, minRuns, budgetMs, threads)"
+)
 PEER_JS = (
     "([id, file, messages, tokens, runs, minRuns, budgetMs]) => "
     "window.peer.llm(id, file, messages, tokens, runs, minRuns, budgetMs)"
@@ -90,6 +96,21 @@ def peer(browser: Browser, url: str, plan: Plan, file_stem: str, threads: int, p
     if not out["isolated"] and threads > 1:
         raise AssertionError("the Transformers.js page is not cross-origin isolated: it cannot use threads")
     _check_prompt("Transformers.js", out["prompt"], prompt)
+    return _timed(out["results"]) | {"load_ms": out["loadMs"]}
+
+
+def wllama(browser: Browser, url: str, plan: Plan, threads: int, prompt: list[int]) -> dict:
+    """wllama on the source GGUF; its chat template must give the same number of prompt tokens
+    (it takes text, not ids, so the count is what can be checked)."""
+    with browser.context() as context:
+        page = browser.open(context, f"{url}/wllama.html", "window.wllamaPeer !== undefined")
+        out = evaluate(page, WLLAMA_JS, [CHAT, plan.tokens, plan.runs, plan.min_runs, plan.budget_ms, threads])
+    if out["threads"] != threads or out["multithread"] != (threads > 1):
+        raise AssertionError(
+            f"asked wllama for {threads} threads, got {out['threads']} (multithread {out['multithread']})"
+        )
+    if out["promptTokens"] != len(prompt):
+        raise AssertionError(f"wllama's chat template gave {out['promptTokens']} prompt tokens, ours {len(prompt)}")
     return _timed(out["results"]) | {"load_ms": out["loadMs"]}
 
 
@@ -167,12 +188,26 @@ def llama_cpp(plan: Plan, prompt: list[int]) -> dict | str:
     return _timed(json.loads(proc.stdout))
 
 
+def wllama_rows(browser: Browser, peer_url: str, plan: Plan, prompt: list[int]) -> dict[str, dict | str]:
+    """wllama_<N>t per thread count, or why there is no number (no GGUF for this model)."""
+    gguf = wllama_peer.gguf_for(plan.llm_source)
+    if isinstance(gguf, str):
+        return {f"wllama_{threads}t": gguf for threads in plan.threads}
+    return {
+        f"wllama_{threads}t": or_reason(partial(wllama, browser, peer_url, plan, threads, prompt))
+        for threads in plan.threads
+    }
+
+
 def run(plan: Plan, entry: ModelEntry, ours_url: str, peer_url: str, browser: Browser) -> dict:
-    """Section 'llm': rows per ONNX file (prefill ms, decode tok/s) plus the PyTorch and llama.cpp references."""
+    """Section 'llm': rows per ONNX file (prefill ms, decode tok/s) plus the PyTorch and llama.cpp
+    references; wllama's numbers sit in the default file's row (it runs the GGUF that file comes from)."""
     prompt = prompt_ids(plan.artifacts, plan.llm_id)
     variants = plan.variants(entry)
     table: list[dict] = []
-    with bar(len(variants) * (len(plan.threads) + 2) + 2, "[bench] llm", unit="config") as progress:
+    with bar(len(variants) * (len(plan.threads) + 2) + 3, "[bench] llm", unit="config") as progress:
+        peers_on_gguf = wllama_rows(browser, peer_url, plan, prompt)
+        progress.update(1)
         for variant in variants:
             logical = entry.variants[variant].files["model"]
             model_file = plan.artifacts / logical
@@ -186,6 +221,8 @@ def run(plan: Plan, entry: ModelEntry, ours_url: str, peer_url: str, browser: Br
             progress.update(1)
             engines[f"native_ort_{plan.native_threads}t"] = native(model_file, prompt, plan.native_threads, plan)
             progress.update(1)
+            if entry.defaults.get("wasm") == variant:
+                engines |= peers_on_gguf
             label = f"{variant} ({Path(logical).name}{', default' if entry.defaults.get('wasm') == variant else ''})"
             table += rows.metric_rows("llm", plan.llm_id, label, engines, rows.LLM_METRICS, plan.native_threads)
         references: dict[str, dict | str] = {"pytorch_fp32": pytorch(plan, prompt)}

@@ -12,6 +12,8 @@ ENGINES = {
     "ours_wasm_2t": "Lumen WASM 2t",
     "ours_wasm_2t_as_downloaded": "Lumen WASM 2t, weights as downloaded",
     "transformers_js_2t": "Transformers.js WASM 2t",
+    "wllama_1t": "wllama WASM 1t",
+    "wllama_2t": "wllama WASM 2t",
     "native_ort_2t": "native ORT 2t",
     "native_ort_2t_expanded": "native ORT 2t, weights expanded as in WASM",
     "pytorch_fp32": "PyTorch fp32",
@@ -26,6 +28,8 @@ ENGINES = {
 RATIOS = {
     "browser_vs_native": "browser ÷ native",
     "ours_vs_transformers_js": "ours ÷ Transformers.js",
+    "ours_vs_wllama_1t": "ours ÷ wllama 1t",
+    "ours_vs_wllama_2t": "ours ÷ wllama 2t",
     "ours_vs_http_server": "ours ÷ http.server",
 }
 TITLES = {
@@ -87,8 +91,56 @@ def sizes_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _start_fast_goals(results: dict) -> list[dict]:
+    """Issue #15's targets against wllama (llama.cpp in WASM) and the 3 s warm start; only those
+    this run has numbers for."""
+    out = []
+    llm = results["sections"].get("llm")
+    default = [r for r in (llm or {}).get("rows", []) if "default" in r["file"]]
+    for row in default:
+        for threads in (1, 2):
+            ratio = row["ratios"].get(f"ours_vs_wllama_{threads}t")
+            if ratio is None:
+                continue
+            target = 1.2 if row["metric"] == "decode" else 1.0
+            out.append(
+                {
+                    "goal": f"LLM {row['metric']} >= {target}x wllama, {threads} thread(s)",
+                    "target": target,
+                    "measured": ratio,
+                }
+            )
+    load = results["sections"].get("load")
+    warm = next(
+        (
+            r
+            for r in (load or {}).get("rows", [])
+            if r["file"].startswith("first chat token") and r["metric"] == "warm (cached)"
+        ),
+        None,
+    )
+    if warm and warm["values"].get("ours_wasm_2t"):
+        # as speed ratios (>= 1 met): 3 s over ours, wllama over ours
+        out.append(
+            {
+                "goal": "warm start to first chat token <= 3 s",
+                "target": 1.0,
+                "measured": 3000 / warm["values"]["ours_wasm_2t"]["median"],
+            }
+        )
+        if warm["ratios"].get("ours_vs_wllama_2t") is not None:
+            out.append(
+                {
+                    "goal": "warm start to first chat token <= wllama's",
+                    "target": 1.0,
+                    "measured": warm["ratios"]["ours_vs_wllama_2t"],
+                }
+            )
+    return out
+
+
 def goals(results: dict) -> list[dict]:
-    """Issue #7's targets, checked on this run's medians (2 threads, the manifest's default files)."""
+    """Issues #7 and #15's targets, checked on this run's medians (2 threads, the manifest's default files)."""
     out = []
     llm = results["sections"].get("llm")
     if llm:
@@ -111,6 +163,7 @@ def goals(results: dict) -> list[dict]:
                     "measured": default["values"]["ours_wasm_2t"]["median"] / max(peers),
                 }
             )
+    out += _start_fast_goals(results)
     clip = results["sections"].get("clip")
     if clip:
         default = results["config"]["clip_default"]
@@ -136,7 +189,7 @@ def markdown(results: dict, plot_name: str | None) -> str:
         (
             f"Machine: {m['cpu']}, {m['cores']} cores; load average {m['load_average_start']} at the start, "
             f"{m.get('load_average_end')} at the end. Chromium: {m['chromium']}; onnxruntime {m['onnxruntime']}, "
-            f"torch {m['torch']}; Transformers.js {c.get('transformers_js')}."
+            f"torch {m['torch']}; Transformers.js {c.get('transformers_js')}; wllama {c.get('wllama')}."
         ),
         f"Medians after a warm-up, (min–max) beside them: {c['runs']} runs (browser loops: at least "
         f"{c['min_runs']}, more while a {c['budget_s']:.0f} s budget per measurement lasts; the JSON has n). "
@@ -154,7 +207,7 @@ def markdown(results: dict, plot_name: str | None) -> str:
             parts.append(f"{section['prompt_tokens']}-token chat prompt, {section['new_tokens']} new tokens, greedy.")
         parts.append(sizes_table(section["rows"]) if name == "sizes" else metric_table(section["rows"]))
     if results["goals"]:
-        parts.append("### Goals (issue #7)")
+        parts.append("### Goals (issues #7, #15; measured as speed ratios, met at >= target)")
         lines = ["| goal | measured | met |", "|---|---|---|"]
         for g in results["goals"]:
             measured = "—" if g["measured"] is None else f"{g['measured']:.2f}"

@@ -1,6 +1,7 @@
 """Report rows: one per (model, file, metric), every engine's summary side by side, and the two
 ratios that matter, both as speed (higher = ours faster): browser / native on the same file, and
-ours / Transformers.js on the same file, each at the native thread count."""
+ours / Transformers.js on the same file, each at the native thread count; where wllama (llama.cpp
+in WASM, on the source GGUF) ran, ours / wllama at each thread count both ran at."""
 
 from __future__ import annotations
 
@@ -27,7 +28,11 @@ CLIP_METRICS = (
     Metric("memory_mb", "memory after the runs (JS + WASM)", "MB", False),
     Metric("expanded_mb", "model bytes after fp32 expansion (both towers)", "MB", False),
 )
-LOAD_METRICS = (Metric("cold_ms", "cold (download)", "ms", False), Metric("warm_ms", "warm (cached)", "ms", False))
+LOAD_METRICS = (
+    Metric("cold_ms", "cold (download)", "ms", False),
+    Metric("warm_ms", "warm (cached)", "ms", False),
+    Metric("peak_mb", "peak memory (renderer RSS)", "MB", False),
+)
 
 
 def metric_rows(
@@ -36,7 +41,9 @@ def metric_rows(
     """engines: name -> {metric key: summary} or a string saying why that engine has no number."""
     out = []
     for metric in metrics:
-        values = {name: got.get(metric.key) for name, got in engines.items() if isinstance(got, dict)}
+        values = {
+            name: got[metric.key] for name, got in engines.items() if isinstance(got, dict) and got.get(metric.key)
+        }
         missing = {name: got for name, got in engines.items() if isinstance(got, str)}
         ours = values.get(f"ours_wasm_{threads}t")
         out.append(
@@ -56,7 +63,20 @@ def metric_rows(
                     "ours_vs_transformers_js": speed_ratio(
                         ours, values.get(f"transformers_js_{threads}t"), metric.higher_is_better
                     ),
+                    **_wllama_ratios(values, metric.higher_is_better),
                 },
             }
         )
+    return out
+
+
+def _wllama_ratios(values: dict, higher_is_better: bool) -> dict[str, float | None]:
+    """ours_vs_wllama_<N>t for every thread count both engines ran at."""
+    out = {}
+    for name in values:
+        if name.startswith("wllama_") and f"ours_wasm_{name.removeprefix('wllama_')}" in values:
+            threads = name.removeprefix("wllama_")
+            out[f"ours_vs_wllama_{threads}"] = speed_ratio(
+                values[f"ours_wasm_{threads}"], values[name], higher_is_better
+            )
     return out

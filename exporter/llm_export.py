@@ -6,7 +6,8 @@ One load, one fp32 ONNX export, then per variant:
   q8    every linear and the embedding re-quantized to ggml's Q8_0 (gguf-py), carried the same way
   int8  onnxruntime's dynamic int8 quantization
   fp32  the export itself
-Each file is scored against the PyTorch model (llm_fidelity), and the manifest's per-runtime
+then onnxruntime's graph optimizer runs on it once (exporter/onnx_optimize.py: browsers then skip
+most of it at every load). Each file is scored against the PyTorch model (llm_fidelity), and the manifest's per-runtime
 default is the smallest file that meets the fidelity targets. Everything lands atomically through
 ArtifactStore, with export-report.json holding every number.
 """
@@ -36,6 +37,7 @@ from exporter.gguf.carry import carried_weights
 from exporter.gguf.quants import unpack_blocks
 from exporter.llm_onnx import ACCURACY_LEVEL, carry_blocks, export_decoder
 from exporter.llm_sources import LoadedLlm, load_llm
+from exporter.onnx_optimize import optimize_offline
 from exporter.quantize import quantize_4bit, quantize_int8_dynamic
 from runtime import onnx_decoder
 from runtime.progress import Timer, step
@@ -96,6 +98,8 @@ def _export_into(staging: Staging, work: Path, loaded: LoadedLlm, variants: list
         dst = staging.path(FILES[variant])
         with step(f"[llm] build {variant}"), Timer() as t:
             how = _build_variant(variant, loaded, fp32, dst, work)
+        with step(f"[llm] optimize the {variant} graph (once, not at every browser load)"), Timer() as t_opt:
+            graph = optimize_offline(dst)
         with Timer() as t_eval:
             fidelity = llm_fidelity.evaluate(dst, refs, variant)
         built[variant] = {
@@ -103,6 +107,8 @@ def _export_into(staging: Staging, work: Path, loaded: LoadedLlm, variants: list
             "bytes": _onnx_bytes(dst),
             "how": how,
             "build_s": t.seconds,
+            "graph": graph,
+            "optimize_s": t_opt.seconds,
             "evaluate_s": t_eval.seconds,
             **fidelity.as_dict(),
         }

@@ -67,8 +67,17 @@ def test_quick_run_measures_every_engine(quick) -> None:
             want = ours / native if row["higher_is_better"] else native / ours
             assert row["ratios"]["browser_vs_native"] == pytest.approx(want)
     assert any("pytorch_fp32" in r["values"] for r in llm) and any("pytorch_fp32" in r["values"] for r in clip)
-    # llama.cpp has no GGUF for the tiny model: the row must say why instead of a number.
+    # llama.cpp has no GGUF for the tiny model: the row must say why instead of a number; so has wllama
+    # (in the default file's rows, beside the ONNX engines), in the speed and the load section.
     assert all(isinstance(v, str) and v for r in llm for v in r["missing"].values())
+    assert {"wllama_1t", "wllama_2t"} <= set(llm[0]["missing"]) and "GGUF" in llm[0]["missing"]["wllama_2t"]
+    chat_load = [r for r in results["sections"]["load"]["rows"] if r["file"].startswith("first chat token")]
+    metrics = [r["metric"] for r in chat_load]
+    assert metrics[:3] == ["cold (download)", "warm (cached)", "peak memory (renderer RSS)"]
+    assert "wllama_2t" in chat_load[0]["missing"] and chat_load[2]["values"]["ours_wasm_2t"]["median"] > 50
+    # the engine's own load profile: where the warm load's time went
+    session = chat_load[metrics.index("warm load step: session")]
+    assert session["values"]["ours_wasm_2t"]["median"] < chat_load[1]["values"]["ours_wasm_2t"]["median"]
     assert "real_gpu" in results["webgpu"]
     assert (out / "bench.png").stat().st_size > 10_000 and (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
     markdown = (out / "bench.md").read_text()
@@ -93,3 +102,33 @@ def test_sizes_match_the_files_on_disk(quick) -> None:
 def test_bad_options_exit_2(args: list[str]) -> None:
     proc = run_bench(*args, timeout=60)
     assert proc.returncode == 2 and "error" in proc.stderr.lower(), proc.stderr
+
+
+def test_wllama_ratios_pair_thread_counts() -> None:
+    """ours ÷ wllama per thread count both ran at, as speed (decode: higher is better)."""
+    from bench.rows import LLM_METRICS, metric_rows
+
+    def s(x: float) -> dict:
+        return {"n": 1, "median": x, "min": x, "max": x}
+
+    engines: dict[str, dict | str] = {
+        "ours_wasm_1t": {"decode_tok_s": s(30.0), "prefill_ms": s(100.0)},
+        "ours_wasm_2t": {"decode_tok_s": s(36.0), "prefill_ms": s(80.0)},
+        "wllama_1t": {"decode_tok_s": s(15.0), "prefill_ms": s(50.0)},
+        "wllama_2t": "failed: no COOP/COEP",
+    }
+    prefill, decode = metric_rows("llm", "m", "f", engines, LLM_METRICS, 2)
+    assert decode["ratios"]["ours_vs_wllama_1t"] == pytest.approx(2.0)
+    assert prefill["ratios"]["ours_vs_wllama_1t"] == pytest.approx(0.5)  # lower is better: wllama 2x faster
+    assert "ours_vs_wllama_2t" not in decode["ratios"] and decode["missing"]["wllama_2t"].startswith("failed")
+
+
+def test_peak_memory_is_the_processes_high_water_mark() -> None:
+    import os
+
+    from bench.memory import peak_mb
+
+    status = Path(f"/proc/{os.getpid()}/status").read_text()
+    hwm_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+    assert peak_mb({os.getpid()}) == pytest.approx(hwm_kb * 1024 / 1e6, rel=0.05)
+    assert peak_mb({2**22 + 12345}) is None  # no such process: no number, not zero

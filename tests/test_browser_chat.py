@@ -80,8 +80,10 @@ def nbits_node(rng, name: str, x: str, out: str, k: int, n: int, bits: int, zp: 
     )
 
 
-def test_matmulnbits_dequantized_once_computes_what_onnxruntime_computes(tmp_path):
-    """The WASM load-time rewrite (onnx_dequant.ts), run in Node, checked by Python onnxruntime."""
+@pytest.mark.parametrize("external", [None, "model.onnx.expanded"])
+def test_matmulnbits_dequantized_once_computes_what_onnxruntime_computes(tmp_path, external):
+    """The WASM load-time rewrite (onnx_dequant.ts), run in Node, checked by Python onnxruntime;
+    the fp32 weights inline or (what the LLM load uses) in one external-data buffer."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -117,11 +119,17 @@ def test_matmulnbits_dequantized_once_computes_what_onnxruntime_computes(tmp_pat
     info = run_engine_script(f"""
 import {{ readFileSync, writeFileSync }} from "node:fs";
 import {{ dequantizeMatMulNBits }} from "{ENGINE}/runtime/onnx_dequant.ts";
-const result = dequantizeMatMulNBits(new Uint8Array(readFileSync({json.dumps(str(src))})));
+const options = {json.dumps({"externalWeights": external} if external else {})};
+const result = dequantizeMatMulNBits(new Uint8Array(readFileSync({json.dumps(str(src))})), options);
 writeFileSync({json.dumps(str(dst))}, result.bytes);
-print({{ nodes: result.nodes, matmuls: result.matmuls }});
+if (result.external) writeFileSync({json.dumps(str(tmp_path))} + "/" + result.external.path, result.external.data);
+print({{ nodes: result.nodes, matmuls: result.matmuls, external: result.external?.path ?? null,
+  externalBytes: result.external?.data.length ?? 0 }});
 """)
-    assert info == {"nodes": 5, "matmuls": 4}
+    weights = 4 * k * n * 4  # four fp32 [K, N] weights (the two Q8_0 parts fold into one)
+    assert info == {"nodes": 5, "matmuls": 4, "external": external, "externalBytes": weights if external else 0}
+    if external:
+        assert (tmp_path / "dequantized.onnx").stat().st_size < weights / 2  # the weights are not inline
     rewritten = onnx.load(str(dst))
     ops = [node.op_type for node in rewritten.graph.node]
     assert "MatMulNBits" not in ops and ops.count("MatMul") == 5

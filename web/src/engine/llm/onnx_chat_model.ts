@@ -34,6 +34,9 @@ export interface LlmModelInfo {
   variant: string;
   bytes: number;
   contextLength: number;
+  /** onnxruntime-web path: milliseconds per load step (read: download or OPFS read and sha256;
+   * tokenizer; expand: 4-bit -> fp32; session: onnxruntime's session creation; grammar). */
+  loadSteps?: Record<string, number>;
 }
 
 /** What the worker drives: onnxruntime-web (here) or WebLLM (webllm.ts) behind one interface. */
@@ -110,7 +113,15 @@ export class OnnxLlmModel implements LlmModel {
     checkSize(entry, variant, bytes, Math.max(...files.map((f) => f.bytes)), runtime,
       options.maxBytes ?? DEFAULT_MAX_MODEL_BYTES);
 
+    const loadSteps: Record<string, number> = {};
+    let stepStart = performance.now();
+    const stepDone = (name: string) => {
+      const now = performance.now();
+      loadSteps[name] = now - stepStart;
+      stepStart = now;
+    };
     const got = await fetchFiles(files, options.onProgress);
+    stepDone("read");
     const text = (path: string) => new TextDecoder().decode(got.get(path));
     const tokenizerJson = decodeJson<object>(got.get(tokenizerFile.path), tokenizerFile.path);
     const tokenizer = new ChatTokenizer(
@@ -118,6 +129,7 @@ export class OnnxLlmModel implements LlmModel {
       decodeJson<TokenizerConfig>(got.get(tokenizerConfigFile.path), tokenizerConfigFile.path),
       templateFile ? text(templateFile.path) : undefined,
     );
+    stepDone("tokenizer");
     // Stop ids come from the manifest only: the exporter merged generation_config's and the
     // template's end-of-turn token into llm.eos_token_ids.
     const stopIds = new Set(entry.llm.eos_token_ids);
@@ -135,17 +147,22 @@ export class OnnxLlmModel implements LlmModel {
     const preparing = (done: number) => options.onProgress?.({ loadedBytes: bytes, totalBytes: bytes, mbPerSecond: 0,
       etaSeconds: null, file: model.path, preparing: { step: steps[done]!, done, total: steps.length } });
     preparing(0);
+    const externalData = data.map((f) => ({ path: basename(f.path), data: got.get(f.path)! }));
     if (expand) {
-      const expanded = dequantizeMatMulNBits(modelBytes);
+      // The fp32 weights go to the session as external data: no 4x-sized protobuf to build and parse.
+      const expanded = dequantizeMatMulNBits(modelBytes, { externalWeights: `${basename(model.path)}.expanded` });
       if (expanded) {
         modelBytes = expanded.bytes;
+        if (expanded.external) externalData.push(expanded.external);
         weights = `, ${expanded.nodes} MatMulNBits expanded to ${expanded.matmuls} fp32 MatMuls at load`;
       }
     }
-    if (expand) preparing(1);
-    const session = await createDecoderSession(runtime, entry, modelBytes, data.map((f) => ({
-      path: basename(f.path), data: got.get(f.path)!,
-    })), model.path);
+    if (expand) {
+      stepDone("expand");
+      preparing(1);
+    }
+    const session = await createDecoderSession(runtime, entry, modelBytes, externalData, model.path);
+    stepDone("session");
     const kv = kvSpec(session, entry);
     const threads = runtime.name === "wasm" ? `, ${runtime.threads} thread${runtime.threads === 1 ? "" : "s"}` : "";
     const info: LlmModelInfo = {
@@ -159,8 +176,10 @@ export class OnnxLlmModel implements LlmModel {
       variant,
       bytes,
       contextLength: entry.llm.context_length,
+      loadSteps,
     };
     const grammars = new GrammarCompilers(encodedVocab(tokenizerJson, entry.llm.vocab_size), [...stopIds]);
+    stepDone("grammar");
     return new OnnxLlmModel(info, runtime, session, tokenizer, kv, stopIds, grammars);
   }
 

@@ -261,15 +261,44 @@ export function floatTensor(name: string, dims: number[], data: Float32Array): U
   return w.finish();
 }
 
+/** A float tensor whose bytes live in external file `location` at [offset, offset + length). */
+function externalFloatTensor(name: string, dims: number[], location: string, offset: number, length: number): Uint8Array {
+  const w = new Writer();
+  for (const d of dims) w.int(1, d);
+  w.int(2, FLOAT);
+  w.string(8, name);
+  for (const [key, value] of [["location", location], ["offset", String(offset)], ["length", String(length)]]) {
+    const entry = new Writer(); // StringStringEntryProto
+    entry.string(1, key!);
+    entry.string(2, value!);
+    w.bytes(13, entry.finish());
+  }
+  w.int(14, 1); // data_location: EXTERNAL
+  return w.finish();
+}
+
 export interface DequantResult {
   bytes: Uint8Array;
   /** MatMulNBits nodes replaced, and how many MatMuls they became (parts of one weight fold). */
   nodes: number;
   matmuls: number;
+  /** With `externalWeights`: the fp32 weights, one buffer the session gets as external data. */
+  external: { path: string; data: Uint8Array } | null;
+}
+
+export interface DequantOptions {
+  /**
+   * Write the fp32 weights into one external-data buffer named this (the tensors point into it)
+   * instead of inline in the protobuf. Load cost: the inline form is serialized into a ~4x larger
+   * protobuf, copied into the WASM heap and parsed there, with its weights copied again into
+   * tensors; external data skips the protobuf round trip (one copy of the weights fewer in JS and
+   * in WASM, and no parse of them).
+   */
+  externalWeights?: string;
 }
 
 /** The model with fp32 MatMuls in place of its MatMulNBits; null when there are none or the result would be too large. */
-export function dequantizeMatMulNBits(model: Uint8Array): DequantResult | null {
+export function dequantizeMatMulNBits(model: Uint8Array, options: DequantOptions = {}): DequantResult | null {
   const graphField = [...fields(model)].find((f) => f.no === 7);
   if (!graphField) return null;
   const graphFields = [...fields(model, graphField.value, graphField.valueEnd)];
@@ -312,16 +341,28 @@ export function dequantizeMatMulNBits(model: Uint8Array): DequantResult | null {
   const sumInputs = new Map<Node, string[]>();
   let matmuls = 0;
   let replacedNodes = 0;
+  const shapeOf = (n: Node) => (n.ints.get("K") ?? 0) * (n.ints.get("N") ?? 0);
+  // External weights: one buffer for all (sized for every group; a group that stays MatMulNBits
+  // gives its room back), each weight dequantized straight into its place.
+  const location = options.externalWeights;
+  const external = location ? new Float32Array(groups.reduce((s, g) => s + shapeOf(g.parts[0]!), 0)) : null;
+  let used = 0; // floats of `external` written
   for (const group of groups) {
     const head = group.parts[0]!;
     const K = head.ints.get("K") ?? 0;
     const N = head.ints.get("N") ?? 0;
     newBytes += K * N * 4;
     if (newBytes > MAX_MODEL_BYTES) return null;
-    const weight = new Float32Array(K * N);
-    if (!group.parts.every((p) => addDequantized(p, inits, weight))) continue; // left as MatMulNBits
+    const weight = external ? external.subarray(used, used + K * N) : new Float32Array(K * N);
+    if (!group.parts.every((p) => addDequantized(p, inits, weight))) { // left as MatMulNBits
+      weight.fill(0);
+      continue;
+    }
     const weightName = `${head.outputs[0]}/dequantized_weight`;
-    newInits.push(floatTensor(weightName, [K, N], weight));
+    newInits.push(external && location
+      ? externalFloatTensor(weightName, [K, N], location, used * 4, K * N * 4)
+      : floatTensor(weightName, [K, N], weight));
+    used += external ? K * N : 0;
     replacement.set(head, matMulNode(`${head.name}/Dequantized`, head.inputs[0]!, weightName, group.output));
     for (const p of group.parts.slice(1)) replacement.set(p, null);
     if (group.sum) {
@@ -368,7 +409,10 @@ export function dequantizeMatMulNBits(model: Uint8Array): DequantResult | null {
     if (f.no === 7) out.bytes(7, graph.finish());
     else out.raw(model.subarray(f.start, f.end));
   }
-  return { bytes: out.finish(), nodes: replacedNodes, matmuls };
+  const externalData = external && location
+    ? { path: location, data: new Uint8Array(external.buffer, 0, used * 4) }
+    : null;
+  return { bytes: out.finish(), nodes: replacedNodes, matmuls, external: externalData };
 }
 
 /** The node's bytes with its input list replaced (other fields copied). */
