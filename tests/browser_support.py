@@ -214,3 +214,11 @@ def page_and_log(browser, request):
 @pytest.fixture
 def webgpu_page_and_log(webgpu_browser, request):
     yield from _open_page(webgpu_browser, request)
+
+
+# engine.chat.completions.create in the page: the result, or the named error (name, message, fix).
+CREATE_JS = "(request) => window.engine.chat.completions.create(request)"
+ERROR_JS = """async (request) => {
+  try { await window.engine.chat.completions.create(request); return null; }
+  catch (e) { return { name: e.name, message: e.message, fix: e.fix ?? null }; }
+}"""

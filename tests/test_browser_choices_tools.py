@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import ENGINE, TINY_LLM, run_engine_script, screenshot
+from browser_support import CREATE_JS, ENGINE, ERROR_JS, TINY_LLM, run_engine_script, screenshot
 from server_support import live_server
 from test_browser_chat import manifest_entry, open_engine_page
 
@@ -121,13 +121,6 @@ def tiny_page(browser, tiny_root: Path, web_dist: Path) -> Iterator[tuple[object
         finally:
             screenshot(page, "chat_choices_tools_tiny")
             context.close()
-
-
-CREATE_JS = "(request) => window.engine.chat.completions.create(request)"
-ERROR_JS = """async (request) => {
-  try { await window.engine.chat.completions.create(request); return null; }
-  catch (e) { return { name: e.name, message: e.message, fix: e.fix ?? null }; }
-}"""
 
 
 @pytest.mark.browser

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from browser_support import ENGINE, RESULTS, fp32_compute_copy, run_engine_script, screenshot
+from browser_support import CREATE_JS, ENGINE, ERROR_JS, RESULTS, fp32_compute_copy, run_engine_script, screenshot
 from server_support import live_server
 from test_browser_chat import SMOLLM2, default_file, manifest_entry, open_engine_page
 
@@ -138,13 +138,6 @@ def smollm2_page(browser, chat_root: Path, web_dist: Path) -> Iterator[tuple[obj
         finally:
             screenshot(page, "chat_structured_smollm2")
             context.close()
-
-
-CREATE_JS = "(request) => window.engine.chat.completions.create(request)"
-ERROR_JS = """async (request) => {
-  try { await window.engine.chat.completions.create(request); return null; }
-  catch (e) { return { name: e.name, message: e.message, fix: e.fix ?? null }; }
-}"""
 
 
 def check_person(value: dict) -> None:

@@ -404,15 +404,20 @@ export function dequantizeMatMulNBits(model: Uint8Array, options: DequantOptions
   }
   for (const t of newInits) graph.bytes(5, t);
 
-  const out = new Writer();
-  for (const f of fields(model)) {
-    if (f.no === 7) out.bytes(7, graph.finish());
-    else out.raw(model.subarray(f.start, f.end));
-  }
   const externalData = external && location
     ? { path: location, data: new Uint8Array(external.buffer, 0, used * 4) }
     : null;
-  return { bytes: out.finish(), nodes: replacedNodes, matmuls, external: externalData };
+  return { bytes: withGraph(model, graph.finish()), nodes: replacedNodes, matmuls, external: externalData };
+}
+
+/** The model's bytes with its graph (ModelProto field 7) replaced; every other field copied. */
+export function withGraph(model: Uint8Array, graph: Uint8Array): Uint8Array {
+  const out = new Writer();
+  for (const f of fields(model)) {
+    if (f.no === 7) out.bytes(7, graph);
+    else out.raw(model.subarray(f.start, f.end));
+  }
+  return out.finish();
 }
 
 /** The node's bytes with its input list replaced (other fields copied). */

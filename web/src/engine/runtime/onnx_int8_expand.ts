@@ -18,7 +18,7 @@
 
 import {
   type Field, FLOAT, fields, floats, floatTensor, type Initializer, MAX_MODEL_BYTES, type Node, parseInitializer,
-  parseNode, readVarint, str, UINT8, Writer,
+  parseNode, readVarint, str, UINT8, withGraph, Writer,
 } from "./onnx_dequant";
 
 const INT8 = 3;
@@ -237,10 +237,5 @@ export function expandInt8Weights(model: Uint8Array): Int8ExpandResult | null {
   }
   for (const t of newInits) graph.bytes(5, t);
 
-  const out = new Writer();
-  for (const f of fields(model)) {
-    if (f.no === 7) out.bytes(7, graph.finish());
-    else out.raw(model.subarray(f.start, f.end));
-  }
-  return { bytes: out.finish(), products: replacement.size, dynamicQuantizeLeft: dynamicQuantize((n) => live.has(n)) };
+  return { bytes: withGraph(model, graph.finish()), products: replacement.size, dynamicQuantizeLeft: dynamicQuantize((n) => live.has(n)) };
 }
