@@ -327,7 +327,8 @@ def test_the_smollm2_export_carries_a_readable_webllm_folder(shared_artifacts):
     if importlib.util.find_spec("exporter.llm_export") is None:
         pytest.skip("exporter/llm_export.py does not call write_mlc yet")
     root = shared_artifacts.llm("smollm2")
-    entry = next(m for m in load_manifest(root).models if m.llm and m.llm.mlc)
+    # By id: other tests export the tiny-random LLM (with its own MLC build) into the same folder.
+    entry = next(m for m in load_manifest(root).models if m.id == "smollm2")
     build = next(b for b in entry.llm.mlc if b.quantization == "q4f32_1")
     assert not build.requires_shader_f16 and (build.model_lib is None) == (build.model_lib_status != "built")
     folder = root / build.path / "resolve" / "main"
