@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from reference.fudd_pairs import Pairs
 from reference.fudd_prompt import FuddPrompt, Parsed
+from reference.fudd_separation import Checked, SeparationCheck
 from reference.llm import ChatLLM
 from reference.vision import apply_template
 
@@ -27,6 +28,7 @@ class PairOutcome:
     fallback: bool  # True: the template prompts, because the source had nothing usable
     parsed: Parsed | None = None  # the LLM's output, parsed (None for a file)
     raw: str | None = None
+    checks: list[Checked] | None = None  # each parsed feature pair, separation-checked (None: not checked)
 
 
 class Describer:
@@ -49,12 +51,26 @@ class Describer:
     def describe_pair(self, a: str, b: str) -> PairOutcome:  # a < b
         raise NotImplementedError
 
-    def fallback(self, a: str, b: str, parsed: Parsed | None = None, raw: str | None = None) -> PairOutcome:
-        return PairOutcome([apply_template(self.template, a)], [apply_template(self.template, b)], True, parsed, raw)
+    def fallback(
+        self, a: str, b: str, parsed: Parsed | None = None, raw: str | None = None, checks: list[Checked] | None = None
+    ) -> PairOutcome:
+        return PairOutcome(
+            [apply_template(self.template, a)], [apply_template(self.template, b)], True, parsed, raw, checks
+        )
 
     @property
     def fallbacks(self) -> int:
         return sum(o.fallback for o in self.outcomes.values())
+
+    @property
+    def separation_fallbacks(self) -> int:
+        """Fallbacks because the separation check dropped every feature pair the answer had."""
+        return sum(o.fallback and bool(o.checks) for o in self.outcomes.values())
+
+    @property
+    def separation_drops(self) -> int:
+        """Feature pairs the separation check dropped, over every answer."""
+        return sum(not c.kept for o in self.outcomes.values() for c in o.checks or [])
 
     @property
     def format_fallbacks(self) -> int:
@@ -81,7 +97,8 @@ class GivenDescriber(Describer):
 
 
 class LlmDescriber(Describer):
-    """One greedy generation per class pair with the shared prompt, parsed strictly."""
+    """One greedy generation per class pair with the shared prompt, parsed strictly; with a
+    SeparationCheck, only the feature pairs that separate the two classes are kept."""
 
     def __init__(
         self,
@@ -90,9 +107,10 @@ class LlmDescriber(Describer):
         template: str,
         pairs_per_class_pair: int | None = None,
         structured: bool = False,
+        check: SeparationCheck | None = None,
     ) -> None:
         super().__init__(template)
-        self.llm, self.prompt = llm, prompt
+        self.llm, self.prompt, self.check = llm, prompt, check
         self.n = pairs_per_class_pair or prompt.pairs_per_class_pair
         self.llm_calls = 0
         self.seconds = 0.0  # generating, in all
@@ -117,13 +135,15 @@ class LlmDescriber(Describer):
         self.llm_calls += 1
         if not parsed.usable:
             return self.fallback(a, b, parsed=parsed, raw=generated.text)
-        return PairOutcome(
-            [self.prompt.description(self.template, a, fa) for fa, _ in parsed.pairs],
-            [self.prompt.description(self.template, b, fb) for _, fb in parsed.pairs],
-            False,
-            parsed,
-            generated.text,
-        )
+        texts = [
+            (self.prompt.description(self.template, a, fa), self.prompt.description(self.template, b, fb))
+            for fa, fb in parsed.pairs
+        ]
+        checks = self.check(a, b, self.template, parsed.pairs, texts) if self.check else None
+        kept = [c.descriptions for c in checks if c.kept] if checks is not None else texts
+        if not kept:
+            return self.fallback(a, b, parsed=parsed, raw=generated.text, checks=checks)
+        return PairOutcome([x for x, _ in kept], [y for _, y in kept], False, parsed, generated.text, checks)
 
 
 def structured_grammars(llm: ChatLLM) -> Grammars:

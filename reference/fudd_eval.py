@@ -38,6 +38,7 @@ from reference.errors import DataFolderError, DescriptionsFileError
 from reference.fudd import DEFAULT_K, rerank, top_k
 from reference.fudd_pairs import dump_pairs, load_pairs
 from reference.fudd_prompt import FuddPrompt
+from reference.fudd_separation import SeparationCheck
 from reference.vision import VisionModel, apply_template
 from runtime.progress import bar, step
 
@@ -129,7 +130,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     name_scores = vision.scores(images, embed(labels))  # [N, C]
     template_scores = vision.scores(images, embed([apply_template(info.template, c) for c in labels]))
 
-    describer = _describer(args, labels, info.template)
+    describer = _describer(args, labels, info.template, embed)
     k = max(1, min(args.k, len(labels)))
     needed = sorted({tuple(sorted(p)) for s in template_scores for p in combinations(top_k(labels, s, k), 2)})
     with bar(len(needed), "[fudd] describe class pairs", unit="pair") as progress:
@@ -166,6 +167,10 @@ def evaluate(args: argparse.Namespace) -> dict:
         "class_pairs": len(needed),
         "fallbacks": describer.fallbacks,
         "format_fallbacks": describer.format_fallbacks,
+        "separation_check": bool(args.llm and not args.no_separation_check),
+        "separation_fallbacks": describer.separation_fallbacks,
+        "separation_drops": describer.separation_drops,
+        "feature_pairs": sum(len(o.checks or []) for o in describer.outcomes.values()),
         "structured": bool(args.llm and args.structured),
         "llm_calls": getattr(describer, "llm_calls", 0),
         "llm_seconds_per_pair": getattr(describer, "seconds", 0.0) / max(1, getattr(describer, "llm_calls", 0)),
@@ -173,14 +178,18 @@ def evaluate(args: argparse.Namespace) -> dict:
     }
 
 
-def _describer(args: argparse.Namespace, labels: list[str], template: str) -> Describer:
+def _describer(
+    args: argparse.Namespace, labels: list[str], template: str, embed: Callable[[list[str]], np.ndarray]
+) -> Describer:
     if args.descriptions:
         return GivenDescriber(load_pairs(args.descriptions, labels), template)
     from reference.llm import ChatLLM
 
     with step(f"[fudd] load {args.llm}"):
         llm = ChatLLM(args.artifacts, args.llm, args.llm_variant)
-    return LlmDescriber(llm, FuddPrompt.load(), template, args.pairs_per_class, structured=args.structured)
+    prompt = FuddPrompt.load()
+    check = None if args.no_separation_check else SeparationCheck(embed, prompt.min_text_separation)
+    return LlmDescriber(llm, prompt, template, args.pairs_per_class, structured=args.structured, check=check)
 
 
 def _acc(pred: np.ndarray, targets: np.ndarray) -> dict:
@@ -210,12 +219,19 @@ def format_report(report: dict) -> str:
         lines.append(f"{method:<18}{acc['accuracy']:>9.1%}{acc['correct']:>6}/{acc['total']}")
     pairs, fallbacks = report["class_pairs"], report["fallbacks"]
     share = f" ({fallbacks / pairs:.0%})" if pairs else ""
+    by_check = report["separation_fallbacks"]
     lines.append(
         f"class pairs described: {pairs}, template fallbacks: {fallbacks}{share} "
-        f"(format: {report['format_fallbacks']}, every feature rejected: {fallbacks - report['format_fallbacks']}), "
+        f"(format: {report['format_fallbacks']}, every feature rejected: "
+        f"{fallbacks - report['format_fallbacks'] - by_check}, no feature separating: {by_check}), "
         f"LLM calls: {report['llm_calls']} ({report['llm_seconds_per_pair']:.1f} s per pair), "
         f"top-1 changed by FuDD: {report['reranked_changed_top1']}"
     )
+    if report["separation_check"]:
+        lines.append(
+            f"separation check: {report['separation_drops']} of {report['feature_pairs']} parsed feature pairs "
+            "dropped (they do not move similarity toward their own class)"
+        )
     return "\n".join(lines)
 
 
@@ -241,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="constrain the LLM's answer to the JSON schema of contract/fudd_prompt.json's `structured` "
         "(Python xgrammar, which loads torch)",
+    )
+    parser.add_argument(
+        "--no-separation-check",
+        action="store_true",
+        help="keep every parsed feature pair (default: drop those that do not separate their two classes in the "
+        "vision model's text space, reference/fudd_separation.py)",
     )
     parser.add_argument("--save-descriptions", type=Path, help="write the descriptions used, in FuDD's pairwise format")
     parser.add_argument("--json", type=Path, help="also write the report as JSON")

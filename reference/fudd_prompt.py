@@ -60,6 +60,7 @@ class FuddPrompt:
         self.structured_max_new_tokens: int = data["structured"]["max_new_tokens"]
         self.pairs_per_class_pair: int = data["pairs_per_class_pair"]
         self.attr_type: str = data["attr_type"]
+        self.min_text_separation: float = data["separation"]["min_text"]
         # Lines of the worked example, in the parser's own normal form: a model that copies them said nothing.
         examples = [m["content"] for m in data["messages"] if m["role"] == "assistant"]
         self.example_sides = {

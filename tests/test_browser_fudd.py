@@ -22,6 +22,8 @@ from browser_support import ENGINE, data_url, fixed_images, fp32_compute_copy, p
 from contract.manifest import VisionInfo
 from reference.fudd import class_descriptions, rerank
 from reference.fudd_prompt import PROMPT_FILE, FuddPrompt
+from reference.fudd_separation import SeparationCheck, image_separation
+from reference.vision import apply_template
 from server_support import live_server
 
 PROMPT = FuddPrompt.load()
@@ -112,6 +114,43 @@ print(result);
     )
     assert got["descriptions"] == want.descriptions
     assert len(want.reranked) == k
+
+
+def test_separation_check_matches_python():
+    """separation.ts's text and image separations and its keep/drop choice equal reference/fudd_separation.py's."""
+    rng = np.random.default_rng(11)
+    texts = ["a photo of a cat.", "a photo of a dog."] + [f"feature {i}" for i in range(10)]
+    table = {t: rng.normal(size=8) for t in texts}
+    features = [(f"feature {i}", f"feature {i + 5}") for i in range(5)]
+    descriptions = [(f"cat {i}", f"dog {i}") for i in range(5)]
+    images = rng.normal(size=(3, 8))
+    images /= np.linalg.norm(images, axis=1, keepdims=True)
+    da, db = (rng.normal(size=(1, 8)) for _ in range(2))
+    da, db = da / np.linalg.norm(da), db / np.linalg.norm(db)
+
+    def embed(batch):
+        return np.stack([table[t] for t in batch])
+
+    want = SeparationCheck(embed, PROMPT.min_text_separation)("cat", "dog", "a photo of a {}.", features, descriptions)
+    unit_t = {t: v / np.linalg.norm(v) for t, v in table.items()}
+    ta, tb = unit_t["a photo of a cat."], unit_t["a photo of a dog."]
+    got = run_engine_script(f"""
+import {{ imageSeparation, separationCheck }} from "{ENGINE}/fudd/separation.ts";
+const table = {json.dumps({t: v.tolist() for t, v in table.items()})};
+const f32 = (v) => Float32Array.from(v);
+const check = separationCheck(async (texts) => texts.map((t) => f32(table[t])), "a photo of a {{}}.",
+  {PROMPT.min_text_separation});
+print({{
+  checks: await check(["cat", "dog"], {json.dumps(features)}, {json.dumps(descriptions)}),
+  image: imageSeparation({json.dumps(images.tolist())}.map(f32), f32({json.dumps(da[0].tolist())}),
+    f32({json.dumps(db[0].tolist())}), f32({json.dumps(ta.tolist())}), f32({json.dumps(tb.tolist())})),
+}});
+""")
+    assert [c["descriptions"] for c in got["checks"]] == [list(c.descriptions) for c in want]
+    np.testing.assert_allclose([c["text"] for c in got["checks"]], [c.text for c in want], atol=1e-6, rtol=0)
+    assert [c["kept"] for c in got["checks"]] == [c.kept for c in want]
+    assert 0 < sum(c.kept for c in want) < len(want)  # the case really keeps some and drops some
+    assert got["image"] == pytest.approx(float(image_separation(images, da, db, ta, tb)[0]), abs=1e-6)
 
 
 def test_reference_sampling_replays_the_browser_seed():
@@ -222,7 +261,7 @@ CLASSIFY_JS = """async ([urls, labels, fudd]) => {
 @pytest.mark.browser
 def test_given_descriptions_rerank_as_python_does(fudd_root, fudd_url, page_and_log):
     from reference.descriptions import GivenDescriber
-    from reference.vision import VisionModel, apply_template
+    from reference.vision import VisionModel
 
     page, log = page_and_log
     open_app(page, fudd_url)
@@ -298,6 +337,8 @@ def test_given_descriptions_rerank_as_python_does(fudd_root, fudd_url, page_and_
         badK: await name(e.classify({ images: urls, labels: ["cat", "dog"], fudd: { k: 0, descriptions: [] } })),
         badGiven: await name(e.classify({ images: urls, labels: ["cat", "dog"], fudd: { descriptions: [{ labels: ["cat"] }] } })),
         explainNothing: await name(e.explainClass({ label: "cat", images: urls })),
+        badCheck: await name(e.classify({ images: urls, labels: ["cat", "dog"], fudd: { separationCheck: "yes", descriptions: [] } })),
+        badExplainCheck: await name(e.explainClass({ label: "cat", images: urls, descriptions: ["x"], separationCheck: 1 })),
       };
     }""",
         URLS[:1],
@@ -307,6 +348,8 @@ def test_given_descriptions_rerank_as_python_does(fudd_root, fudd_url, page_and_
         "badK": "InvalidRequestError|",
         "badGiven": "InvalidRequestError|",
         "explainNothing": "InvalidRequestError|",
+        "badCheck": "InvalidRequestError|",
+        "badExplainCheck": "InvalidRequestError|",
     }
     log.assert_clean()
 
@@ -354,8 +397,9 @@ def test_llm_descriptions_match_python_greedy_and_are_cached_offline(fudd_root, 
     # Each answer: reference/llm.py's greedy tokens for the same prompt (the browser's list ends with
     # the stop token when it stopped); parsed and fallen back as reference/descriptions.py does.
     llm = ChatLLM(fudd_root, LLM)
-    template = VisionModel(fudd_root, CLIP, variant="fp32").info.template
-    describer = LlmDescriber(llm, PROMPT, template)
+    vision = VisionModel(fudd_root, CLIP, variant="fp32")
+    check = SeparationCheck(vision.embed_texts, PROMPT.min_text_separation)
+    describer = LlmDescriber(llm, PROMPT, vision.info.template, check=check)
     for report in pairs:
         a, b = report["labels"]
         want = llm.generate(PROMPT.messages(a, b, PROMPT.pairs_per_class_pair), PROMPT.max_new_tokens)
@@ -371,8 +415,27 @@ def test_llm_descriptions_match_python_greedy_and_are_cached_offline(fudd_root, 
             second_texts,
             describer.outcomes[(a, b)].fallback,
         )
+        assert_same_checks(report, describer.outcomes[(a, b)].checks)
     assert first["fallbacks"] == describer.fallbacks
+    assert (first["separationFallbacks"], first["separationDrops"]) == (
+        describer.separation_fallbacks,
+        describer.separation_drops,
+    )
     assert not errors, errors
+
+
+def assert_same_checks(report: dict, want) -> None:
+    """The browser's separation check of one class pair (report["checks"]) equals reference/fudd_separation.py's."""
+    if want is None:
+        assert "checks" not in report
+        return
+    got = report["checks"]
+    assert [c["descriptions"] for c in got] == [list(c.descriptions) for c in want]
+    np.testing.assert_allclose([c["text"] for c in got], [c.text for c in want], atol=SCORE_TOL, rtol=0)
+    # The keep/drop choice is compared where the two sides are further from the threshold than the tolerance.
+    for c, w in zip(got, want, strict=True):
+        if abs(w.text - PROMPT.min_text_separation) > SCORE_TOL:
+            assert c["kept"] == w.kept
 
 
 @pytest.mark.browser
@@ -509,8 +572,11 @@ def test_smollm2_writes_usable_descriptions_as_python_does(smollm2_root, fudd_ur
     llm = ChatLLM(root, "smollm2")
     model_file = root / next(iter(llm.entry.variants[llm.variant].files.values()))
     llm.decoder = OnnxDecoder(fp32_compute_copy(model_file, tmp_path))  # WASM computes 4-bit weights in fp32
-    template = VisionModel(root, CLIP, variant="fp32").info.template
-    describer = LlmDescriber(llm, PROMPT, template)
+    vision = VisionModel(root, CLIP, variant="fp32")
+    template = vision.info.template
+    describer = LlmDescriber(
+        llm, PROMPT, template, check=SeparationCheck(vision.embed_texts, PROMPT.min_text_separation)
+    )
     assert len(got["pairs"]) == 3 and got["llmCalls"] == 3
     for report in got["pairs"]:
         a, b = report["labels"]
@@ -527,7 +593,45 @@ def test_smollm2_writes_usable_descriptions_as_python_does(smollm2_root, fudd_ur
         assert [tuple(f) for f in report["features"]] == PROMPT.parse(
             want.text, a, b, PROMPT.pairs_per_class_pair
         ).pairs
-    assert got["fallbacks"] == describer.fallbacks < 3  # SmolLM2 writes usable lines for some pairs
+        assert_same_checks(report, describer.outcomes[(a, b)].checks)
+    assert got["fallbacks"] == describer.fallbacks
+    checked = [c for o in describer.outcomes.values() for c in o.checks or []]
+    assert checked  # SmolLM2 writes usable lines for some pairs, and every one of them is checked
     candidates = [s["label"] for s in got["images"][0]["candidates"]]
     assert got["images"][0]["descriptions"] == class_descriptions(candidates, describer, template)
+
+    # The explorer, from the cached answers: each description of "cat" with its separations from the
+    # class it was written against, as reference/fudd_separation.py computes them.
+    explained = page.evaluate(
+        "(args) => window.engine.explainClass(args)", {"label": "cat", "images": URLS[:1], "against": ["dog", "horse"]}
+    )
+    assert explained["llmCalls"] == 0 and explained["cacheHits"] == 2
+    images = vision.embed_images(IMAGES[:1])
+    texts = sorted(_explorer_texts(explained, template))
+    unit = dict(zip(texts, vision.embed_texts(texts), strict=True))
+    for d in explained["descriptions"]:
+        other = d["against"]
+        outcome = describer.outcomes[("cat", other)]  # "cat" sorts first against both: descriptions[0] is its side
+        check = next(c for c in outcome.checks or [] if c.descriptions[0] == d["text"])
+        assert d["textSeparation"] == pytest.approx(check.text, abs=SCORE_TOL) and d["kept"] == check.kept
+        partner = check.descriptions[1]
+        want_image = image_separation(
+            images,
+            unit[d["text"]][None],
+            unit[partner][None],
+            unit[apply_template(template, "cat")],
+            unit[apply_template(template, other)],
+        )[0]
+        assert d["imageSeparation"] == pytest.approx(float(want_image), abs=SCORE_TOL)
+    assert len(explained["descriptions"]) == len(
+        {c.descriptions[0] for o in ("dog", "horse") for c in describer.outcomes[("cat", o)].checks or []}
+    )
     log.assert_clean()
+
+
+def _explorer_texts(explained: dict, template: str) -> set[str]:
+    """Every text the explorer's numbers rest on: the descriptions, their partners, the template prompts."""
+    texts = {apply_template(template, c) for c in ("cat", "dog", "horse")}
+    for pair in explained["pairs"]:
+        texts |= {t for c in pair.get("checks", []) for t in c["descriptions"]}
+    return texts

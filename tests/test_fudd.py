@@ -22,6 +22,7 @@ from reference.errors import DescriptionsFileError
 from reference.fudd import class_descriptions, class_embedding, rerank, top_k
 from reference.fudd_pairs import dump_pairs, load_pairs
 from reference.fudd_prompt import FuddPrompt
+from reference.fudd_separation import SeparationCheck, image_separation, text_separation
 from reference.llm import Generation
 
 REPO = Path(__file__).resolve().parent.parent
@@ -222,6 +223,55 @@ def test_unusable_output_falls_back_to_the_template_and_is_counted(reply):
     assert describer.described_pairs() == {
         ("cat", "fox"): [("a photo of a cat, with pointy ears.", "a photo of a fox, with floppy ears.")]
     }
+
+
+# ---------------------------------------------------------------- the separation check (EX2-style)
+
+
+def test_text_separation_is_how_far_each_feature_leans_to_its_own_class():
+    ta, tb = unit(1, 0), unit(0, 1)
+    toward = np.stack([unit(2, 1), unit(1, 2)])  # fa leans to a, fb leans to b
+    # by hand: ½[(2 - 1) + (2 - 1)] / √5
+    assert text_separation(ta, tb, toward[:1], toward[1:])[0] == pytest.approx(1 / np.sqrt(5))
+    assert text_separation(ta, tb, toward[1:], toward[:1])[0] == pytest.approx(-1 / np.sqrt(5))  # swapped: wrong way
+    same = np.stack([unit(1, 1)])
+    assert text_separation(ta, tb, same, same)[0] == pytest.approx(0.0)  # one feature for both: no separation
+
+
+def test_image_separation_is_the_margin_the_pair_adds_over_the_templates():
+    ta, tb = unit(1, 0), unit(0, 1)
+    images = np.stack([unit(3, 1), unit(1, 1)])
+    da, db = np.stack([unit(3, 1)]), np.stack([unit(0, 1)])
+    by_hand = np.mean([(x @ da[0] - x @ db[0]) - (x @ ta - x @ tb) for x in images])
+    assert image_separation(images, da, db, ta, tb)[0] == pytest.approx(by_hand)
+    assert image_separation(images, ta[None], tb[None], ta, tb)[0] == pytest.approx(0.0)  # the templates add nothing
+
+
+def test_the_check_drops_feature_pairs_that_do_not_separate_and_falls_back_when_none_do():
+    embed = FixedTexts(
+        {
+            "a photo of a cat.": (1, 0),
+            "a photo of a dog.": (0, 1),
+            "a photo of a fox.": (1, 1),
+            "pointy ears": (3, 1),  # cat-like
+            "floppy ears": (1, 3),  # dog-like
+            "four legs": (1, 1),
+            "a tail": (1, 1),
+        }
+    )
+    check = SeparationCheck(embed, PROMPT.min_text_separation)
+    llm = ScriptedLLM(["pointy ears | floppy ears\nfour legs | a tail", "floppy ears | pointy ears"])
+    describer = LlmDescriber(llm, PROMPT, TEMPLATE, check=check)  # type: ignore[arg-type]
+    assert describer("cat", "dog") == (["a photo of a cat, with pointy ears."], ["a photo of a dog, with floppy ears."])
+    checks = describer.outcomes[("cat", "dog")].checks
+    assert checks is not None and [c.kept for c in checks] == [True, False]
+    assert checks[0].text == pytest.approx(
+        text_separation(unit(1, 0), unit(0, 1), unit(3, 1)[None], unit(1, 3)[None])[0]
+    )
+    # Each feature nearer the other class: nothing separates, the pair falls back and says why.
+    assert describer("cat", "fox") == (["a photo of a cat."], ["a photo of a fox."])
+    assert (describer.fallbacks, describer.separation_fallbacks, describer.separation_drops) == (1, 1, 2)
+    assert describer.format_fallbacks == 0
 
 
 # ---------------------------------------------------------------- FuDD's pairwise file format

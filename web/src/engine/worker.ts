@@ -6,7 +6,7 @@ import { InvalidRequestError, ModelNotFoundError, ModelNotLoadedError, serialize
 import { OnnxLlmModel, type LlmModel } from "./llm/onnx_chat_model";
 import promptText from "../../../contract/fudd_prompt.json?raw";
 import { FuddPrompt } from "./fudd/fudd";
-import { checkExplainRequest, checkFuddOptions, classifyWithFudd, explainClass, makeDescriber } from "./fudd/run";
+import { checkExplainRequest, checkFuddOptions, classifyWithFudd, explainClass, makeDescriber, memoized } from "./fudd/run";
 import { classifyWithClassifier, handleFewshot } from "./fewshot/worker_side";
 import { decodeImage, type ImagePayload } from "./vision/image";
 import type { LlmLoadResult, LoadResult, Requests, WorkerRequest, WorkerResponse } from "./protocol";
@@ -120,14 +120,16 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       const vision = model.info.vision;
       const template = msg.template ?? vision.template;
       if (msg.fudd) checkFuddOptions(msg.fudd);
+      const embed = memoized((t) => model.embedTexts(t));
       // Before any embedding, so a missing LLM fails fast.
-      const writer = msg.fudd && await makeDescriber(fuddPrompt, llm, template, msg.fudd.descriptions, msg.fudd.pairsPerClass,
-        msg.fudd.structured);
-      const texts = await model.embedTexts(msg.labels.map((l) => applyTemplate(template, l)));
+      const writer = msg.fudd && await makeDescriber(fuddPrompt, llm, template, { given: msg.fudd.descriptions,
+        pairsPerClass: msg.fudd.pairsPerClass, structured: msg.fudd.structured,
+        separationEmbedder: msg.fudd.separationCheck === false ? null : embed });
+      const texts = await embed(msg.labels.map((l) => applyTemplate(template, l)));
       const images = await model.embedImages(await decodeAll(msg.images));
       if (!msg.fudd || !writer) return images.map((img) => scoreLabels(img, texts, msg.labels, vision, msg.topK));
       return classifyWithFudd(images, texts, msg.labels, { ...vision, template }, msg.fudd, writer,
-        (t) => model.embedTexts(t), msg.topK, (progress) => post({ id: msg.id, kind: "fuddProgress", progress }));
+        embed, msg.topK, (progress) => post({ id: msg.id, kind: "fuddProgress", progress }));
     }
     case "explainClass": {
       const model = loaded();
@@ -136,9 +138,10 @@ async function handle(msg: WorkerRequest): Promise<Requests[WorkerRequest["type"
       const images = await model.embedImages(await decodeAll(msg.images));
       // Only `against` asks the LLM; descriptions given alone need none (an empty given set).
       const asksLlm = Boolean(msg.against?.length);
-      const writer = await makeDescriber(fuddPrompt, asksLlm ? llm : null, template, asksLlm ? undefined : [],
-        msg.pairsPerClass);
-      return explainClass(msg, images, template, writer, (t) => model.embedTexts(t),
+      const embed = memoized((t) => model.embedTexts(t));
+      const writer = await makeDescriber(fuddPrompt, asksLlm ? llm : null, template, { given: asksLlm ? undefined : [],
+        pairsPerClass: msg.pairsPerClass, separationEmbedder: msg.separationCheck === false ? null : embed });
+      return explainClass(msg, images, template, writer, embed,
         (progress) => post({ id: msg.id, kind: "fuddProgress", progress }));
     }
     case "dispose":

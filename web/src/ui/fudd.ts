@@ -4,7 +4,9 @@
 // the image), how each class pair was described, and an explorer that ranks one class's descriptions
 // by how well the vision model matches them to the images ("If CLIP Could Talk", EX2).
 
-import type { ClassExplanation, Engine, FuddClassification, FuddImage, FuddProgress, LabelScore } from "../engine/api";
+import type {
+  ClassExplanation, Engine, FuddClassification, FuddImage, FuddProgress, LabelScore, RankedDescription,
+} from "../engine/api";
 import { scoreBars } from "./classify";
 import { byId, showError } from "./status";
 
@@ -65,10 +67,13 @@ export class FuddPanel {
   private summary(r: FuddClassification): string {
     const pairs = r.pairs.length;
     const by = r.llm ? `by ${r.llm}` : "given";
+    const unusable = r.fallbacks - r.separationFallbacks;
     const fallbacks = r.fallbacks
-      ? ` · ${r.fallbacks} of ${pairs} fell back to the template (the LLM's answer had no usable line)` : "";
+      ? ` · ${r.fallbacks} of ${pairs} fell back to the template (${unusable} had no usable line, `
+        + `${r.separationFallbacks} no feature that separates the two classes)` : "";
+    const dropped = r.separationDrops ? ` · ${r.separationDrops} feature pairs dropped: they do not separate their classes` : "";
     return `Re-ranked the top ${r.k} with descriptions ${by}: ${pairs} class pairs, ${r.llmCalls} written now, `
-      + `${r.cacheHits} from the cache${fallbacks}.`;
+      + `${r.cacheHits} from the cache${fallbacks}${dropped}.`;
   }
 
   private render(files: File[], result: FuddClassification, template?: string): void {
@@ -122,7 +127,8 @@ export class FuddPanel {
     details.append(el("summary", "", `Class pairs (${result.pairs.length}; ${result.fallbacks} fell back to the template)`));
     const list = el("ul");
     for (const p of result.pairs) {
-      const item = el("li", "", `${p.labels.join(" vs ")}: ${p.source}${p.fallback ? " · fell back to the template" : ""}`);
+      const kept = p.checks ? ` · ${p.checks.filter((c) => c.kept).length} of ${p.checks.length} feature pairs separate them` : "";
+      const item = el("li", "", `${p.labels.join(" vs ")}: ${p.source}${kept}${p.fallback ? " · fell back to the template" : ""}`);
       item.dataset["fallback"] = String(p.fallback);
       if (p.rejected?.length) item.title = p.rejected.map(([line, why]) => `${line} — ${why}`).join("\n");
       list.append(item);
@@ -171,17 +177,23 @@ export class FuddPanel {
   }
 
   private explained(result: ClassExplanation): HTMLElement[] {
-    const line = (text: string, cosine: number, kind: string) => {
-      const item = el("li", `fudd-explained-${kind}`, text);
-      item.append(el("span", "fudd-sim", ` mean cos ${cosine.toFixed(3)}`));
+    const signed = (x: number) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(3)}`;
+    const line = (d: RankedDescription, text: string, kind: string) => {
+      const item = el("li", `fudd-explained-${kind}${d.kept ? "" : " fudd-dropped"}`, text);
+      item.dataset["kept"] = String(d.kept);
+      const parts = [`mean cos ${d.cosine.toFixed(3)}`];
+      if (d.textSeparation !== null) parts.push(`separates in text ${signed(d.textSeparation)}`);
+      if (d.imageSeparation !== null) parts.push(`on these images ${signed(d.imageSeparation)}`);
+      if (!d.kept) parts.push("dropped: does not separate the pair");
+      item.append(el("span", "fudd-sim", ` ${parts.join(" · ")}`));
       return item;
     };
     if (result.descriptions.length === 0) {
       return [el("li", "", `The LLM wrote nothing usable for ${result.label}: only the template remains.`)];
     }
     return [
-      ...result.descriptions.map((d) => line(`${d.text}${d.against ? ` (vs ${d.against})` : ""}`, d.cosine, "description")),
-      line(`template: ${result.template.text}`, result.template.cosine, "template"),
+      ...result.descriptions.map((d) => line(d, `${d.text}${d.against ? ` (vs ${d.against})` : ""}`, "description")),
+      line(result.template, `template: ${result.template.text}`, "template"),
     ];
   }
 }

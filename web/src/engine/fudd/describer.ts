@@ -9,6 +9,7 @@ import { answerKey } from "./cache";
 import type { ChatTurn, FuddPrompt } from "./fudd";
 import { applyTemplate } from "../vision/scoring";
 import type { GrammarSpec } from "../llm/response_format";
+import type { Checked, SeparationCheck } from "./separation";
 
 /** Descriptions written elsewhere (e.g. a FuDD pairwise file): full texts for labels[0] and labels[1]. */
 export interface GivenPair {
@@ -37,6 +38,8 @@ export interface PairOutcome {
   rejected?: Array<[string, string]>;
   /** When the LLM was asked now: its prompt's tokens, and how many came from the KV cache of the pair before. */
   prefill?: { promptTokens: number; cachedTokens: number };
+  /** Each parsed feature pair, separation-checked (separation.ts); first/second hold the kept ones. */
+  checks?: Checked[];
 }
 
 /** Reported after each class pair is described. */
@@ -134,7 +137,10 @@ export class GivenDescriber extends Describer {
   }
 }
 
-/** One greedy generation per class pair with the shared prompt (or its cached answer), parsed strictly. */
+/**
+ * One greedy generation per class pair with the shared prompt (or its cached answer), parsed strictly;
+ * with a separation check, only the feature pairs that separate the two classes are kept.
+ */
 export class LlmDescriber extends Describer {
   llmCalls = 0;
   cacheHits = 0;
@@ -143,7 +149,8 @@ export class LlmDescriber extends Describer {
     private readonly generate: Generate, private readonly cache: AnswerCache, template: string,
     private readonly n: number = prompt.data.pairs_per_class_pair,
     /** Constrained decoding: the answer follows prompt.schema() (JSON), so its format cannot fail. */
-    private readonly structured = false) {
+    private readonly structured = false,
+    private readonly check: SeparationCheck | null = null) {
     super(template);
   }
 
@@ -171,10 +178,12 @@ export class LlmDescriber extends Describer {
     const seen = { raw: answer.text, tokenIds: answer.tokenIds, features: parsed.pairs, rejected: parsed.rejected,
       ...(prefill && { prefill }) };
     if (parsed.pairs.length === 0) return this.fallback(labels, source, seen);
-    return {
-      labels, source, fallback: false, ...seen,
-      first: parsed.pairs.map(([fa]) => this.prompt.description(this.template, a, fa)),
-      second: parsed.pairs.map(([, fb]) => this.prompt.description(this.template, b, fb)),
-    };
+    const texts = parsed.pairs.map(([fa, fb]): [string, string] =>
+      [this.prompt.description(this.template, a, fa), this.prompt.description(this.template, b, fb)]);
+    const checks = this.check ? await this.check(labels, parsed.pairs, texts) : undefined;
+    const kept = checks ? checks.filter((c) => c.kept).map((c) => c.descriptions) : texts;
+    const checked = { ...seen, ...(checks && { checks }) };
+    if (kept.length === 0) return this.fallback(labels, source, checked);
+    return { labels, source, fallback: false, ...checked, first: kept.map(([x]) => x), second: kept.map(([, y]) => y) };
   }
 }

@@ -33,6 +33,8 @@ export interface FuddPromptData {
   attr_type: string;
   /** FuDD under constrained decoding: the answer is JSON following schema() (see the file's `about`). */
   structured: { messages: ChatTurn[]; min_chars: number; max_chars: number; max_new_tokens: number };
+  /** The separation check of LLM-written feature pairs (separation.ts). */
+  separation: { min_text: number };
 }
 
 export interface Parsed {

@@ -11,7 +11,8 @@ import {
 } from "./describer";
 import type { LlmModel } from "../llm/onnx_chat_model";
 import type { VisionInfo } from "../manifest.gen";
-import { applyTemplate, dot, type LabelScore, scoreLabels } from "../vision/scoring";
+import { applyTemplate, dot, l2Normalize, type LabelScore, scoreLabels } from "../vision/scoring";
+import { imageSeparation, separationCheck } from "./separation";
 
 export const DEFAULT_K = 5;
 
@@ -25,6 +26,8 @@ export interface FuddOptionsWire {
   descriptions?: GivenPair[];
   /** Constrain the chat model's answers to a JSON schema (xgrammar), so none fails for its format; default false. */
   structured?: boolean;
+  /** Drop LLM-written feature pairs that do not separate their classes in the vision model's text space; default true. */
+  separationCheck?: boolean;
 }
 
 export interface FuddImage extends FuddRanking {
@@ -40,6 +43,10 @@ export interface FuddStats {
   cacheHits: number;
   /** Class pairs that fell back to the template prompts (nothing usable). */
   fallbacks: number;
+  /** Of those, the pairs whose every parsed feature pair the separation check dropped. */
+  separationFallbacks: number;
+  /** Parsed feature pairs the separation check dropped, over every class pair. */
+  separationDrops: number;
   /** Where answers are cached: "indexeddb", or "memory (why)"; null when descriptions were given. */
   cache: string | null;
   /** Every class pair described, sorted labels. */
@@ -61,6 +68,8 @@ export interface ExplainRequestWire {
   descriptions?: string[];
   against?: string[];
   pairsPerClass?: number;
+  /** As FuddOptionsWire.separationCheck; dropped descriptions are still ranked, marked `kept: false`. */
+  separationCheck?: boolean;
 }
 
 export interface RankedDescription {
@@ -70,6 +79,12 @@ export interface RankedDescription {
   perImage: number[];
   /** The class it was written against; null for given descriptions and the template prompt. */
   against: string | null;
+  /** How far the feature pair sits toward its own classes in text space (separation.ts); null when not checked. */
+  textSeparation: number | null;
+  /** How much the pair widens the images' margin over the two template prompts; null without a partner class. */
+  imageSeparation: number | null;
+  /** false: the separation check dropped it, so re-ranking does not use it. */
+  kept: boolean;
 }
 
 export interface ClassExplanation extends FuddStats {
@@ -94,8 +109,10 @@ export function checkFuddOptions(o: FuddOptionsWire): void {
   if (!positiveInt(o.pairsPerClass)) {
     throw new InvalidRequestError(`fudd.pairsPerClass must be a positive integer, got ${o.pairsPerClass}`);
   }
-  if (o.structured !== undefined && typeof o.structured !== "boolean") {
-    throw new InvalidRequestError(`fudd.structured must be a boolean, got ${JSON.stringify(o.structured)}`);
+  for (const flag of ["structured", "separationCheck"] as const) {
+    if (o[flag] !== undefined && typeof o[flag] !== "boolean") {
+      throw new InvalidRequestError(`fudd.${flag} must be a boolean, got ${JSON.stringify(o[flag])}`);
+    }
   }
   const bad = (o.descriptions ?? []).findIndex((g) => !Array.isArray(g?.labels) || g.labels.length !== 2
     || !Array.isArray(g.pairs) || g.pairs.some((p) => !Array.isArray(p) || p.length !== 2));
@@ -104,9 +121,18 @@ export function checkFuddOptions(o: FuddOptionsWire): void {
   }
 }
 
-/** What writes the descriptions: the given ones, else the loaded chat model (greedy, cached). */
+/** How the describer is asked: what makeDescriber needs beyond the prompt, model and template. */
+export interface DescriberOptions {
+  given?: GivenPair[];
+  pairsPerClass?: number;
+  structured?: boolean;
+  /** Embeds for the separation check; null: no check. */
+  separationEmbedder: TextEmbedder | null;
+}
+
+/** What writes the descriptions: the given ones, else the loaded chat model (greedy, cached, checked). */
 export async function makeDescriber(prompt: FuddPrompt, chat: LlmModel | null, template: string,
-  given?: GivenPair[], pairsPerClass?: number, structured = false): Promise<DescriptionWriter> {
+  { given, pairsPerClass, structured = false, separationEmbedder }: DescriberOptions): Promise<DescriptionWriter> {
   if (given) return { describer: new GivenDescriber(given, template), llm: null, cache: null };
   if (!chat) {
     throw new ModelNotLoadedError("FuDD needs an LLM to write its class descriptions, and none is loaded",
@@ -122,8 +148,9 @@ export async function makeDescriber(prompt: FuddPrompt, chat: LlmModel | null, t
       cachedTokens: result.usage.prompt_tokens_details?.cached_tokens ?? 0 };
   };
   const cache = await answerCache();
+  const check = separationEmbedder && separationCheck(separationEmbedder, template, prompt.data.separation.min_text);
   return {
-    describer: new LlmDescriber(prompt, chat.info, generate, cache, template, pairsPerClass, structured),
+    describer: new LlmDescriber(prompt, chat.info, generate, cache, template, pairsPerClass, structured, check),
     llm: chat.info.id, cache: cache.kind,
   };
 }
@@ -133,12 +160,14 @@ async function stats(describer: Describer, llm: string | null, cache: string | n
   const llmDescriber = describer instanceof LlmDescriber ? describer : null;
   return { llm, llmCalls: llmDescriber?.llmCalls ?? 0, cacheHits: llmDescriber?.cacheHits ?? 0,
     fallbacks: pairs.filter((p) => p.fallback).length, cache, pairs,
+    separationFallbacks: pairs.filter((p) => p.fallback && p.checks?.length).length,
+    separationDrops: pairs.reduce((s, p) => s + (p.checks ?? []).filter((c) => !c.kept).length, 0),
     prefillTokens: pairs.reduce((s, p) => s + (p.prefill ? p.prefill.promptTokens - p.prefill.cachedTokens : 0), 0),
     prefillTokensSaved: pairs.reduce((s, p) => s + (p.prefill?.cachedTokens ?? 0), 0) };
 }
 
-/** Each distinct text embedded once per request. */
-function memoized(embed: TextEmbedder): TextEmbedder {
+/** Each distinct text embedded once per request (the classify pass, the check and the re-ranking share it). */
+export function memoized(embed: TextEmbedder): TextEmbedder {
   const seen = new Map<string, Float32Array>();
   return async (texts) => {
     const missing = [...new Set(texts.filter((t) => !seen.has(t)))];
@@ -161,10 +190,9 @@ export async function classifyWithFudd(images: Float32Array[], labelTexts: Float
     return top.flatMap((a, i) => top.slice(i + 1).map((b): [string, string] => [a, b]));
   });
   await made.describer.prepare(pairs, onProgress);
-  const embed = memoized(embedTexts);
   const out: FuddImage[] = [];
   for (const [i, image] of images.entries()) {
-    const ranking = await rerank(image, firstPasses[i]!, k, made.describer.describe, embed, info);
+    const ranking = await rerank(image, firstPasses[i]!, k, made.describer.describe, embedTexts, info);
     out.push({ firstPass: topK === undefined ? firstPasses[i]! : firstPasses[i]!.slice(0, topK), ...ranking });
   }
   return { k, images: out, ...await stats(made.describer, made.llm, made.cache) };
@@ -177,32 +205,66 @@ export function checkExplainRequest(r: ExplainRequestWire, imageCount: number): 
     throw new InvalidRequestError("give descriptions to rank, or classes in `against` for the LLM to write them");
   }
   if (!positiveInt(r.pairsPerClass)) throw new InvalidRequestError(`pairsPerClass must be a positive integer, got ${r.pairsPerClass}`);
+  if (r.separationCheck !== undefined && typeof r.separationCheck !== "boolean") {
+    throw new InvalidRequestError(`separationCheck must be a boolean, got ${JSON.stringify(r.separationCheck)}`);
+  }
 }
 
-/** images [N][D] (unit) -> the class's descriptions ranked by mean cosine with them. */
+/** A description the explorer ranks, before the images: where it came from and what the check said. */
+interface Candidate {
+  against: string | null;
+  /** The other class's side of the same feature pair. */
+  partner: string | null;
+  textSeparation: number | null;
+  kept: boolean;
+}
+
+/** The label's side of every feature pair of one class pair: checked ones kept or not, else those used. */
+function candidatesOf(pair: PairOutcome, label: string, other: string): Array<[string, Candidate]> {
+  const mine = pair.labels[0] === label ? 0 : 1;
+  if (pair.checks) {
+    return pair.checks.map((c): [string, Candidate] => [c.descriptions[mine]!,
+      { against: other, partner: c.descriptions[1 - mine]!, textSeparation: c.text, kept: c.kept }]);
+  }
+  if (pair.fallback) return []; // the template prompt is the baseline, not a description
+  const [own, theirs] = mine === 0 ? [pair.first, pair.second] : [pair.second, pair.first];
+  return own.map((text, i): [string, Candidate] => [text, { against: other, partner: theirs[i] ?? null, textSeparation: null, kept: true }]);
+}
+
+/**
+ * images [N][D] (unit) -> the class's descriptions ranked by mean cosine with them, each with its
+ * separation from the class it was written against (text, and over these images).
+ */
 export async function explainClass(request: ExplainRequestWire, images: Float32Array[], template: string,
   made: DescriptionWriter, embedTexts: TextEmbedder,
   onProgress: (p: FuddProgress) => void): Promise<ClassExplanation> {
   const { label } = request;
-  const candidates = new Map<string, string | null>(); // text -> written against
-  for (const text of request.descriptions ?? []) if (!candidates.has(text)) candidates.set(text, null);
+  const candidates = new Map<string, Candidate>();
+  for (const text of request.descriptions ?? []) {
+    if (!candidates.has(text)) candidates.set(text, { against: null, partner: null, textSeparation: null, kept: true });
+  }
   const others = (request.against ?? []).filter((o) => o !== label);
   await made.describer.prepare(others.map((o): [string, string] => [label, o]), onProgress);
   for (const other of others) {
-    const pair = await made.describer.report(label, other);
-    if (pair.fallback) continue; // the template prompt is the baseline, not a description
-    for (const text of pair.labels[0] === label ? pair.first : pair.second) {
-      if (!candidates.has(text)) candidates.set(text, other);
+    for (const [text, candidate] of candidatesOf(await made.describer.report(label, other), label, other)) {
+      if (!candidates.has(text)) candidates.set(text, candidate);
     }
   }
-  const templateText = applyTemplate(template, label);
-  const texts = [templateText, ...candidates.keys()];
+  const templateOf = (c: string) => applyTemplate(template, c);
+  const texts = [...new Set([templateOf(label), ...candidates.keys(), ...others.map(templateOf),
+    ...[...candidates.values()].flatMap((c) => c.partner ?? [])])];
   const embedded = await embedTexts(texts);
-  const rank = (text: string, i: number, against: string | null): RankedDescription => {
-    const perImage = images.map((img) => dot(img, embedded[i]!));
-    return { text, cosine: perImage.reduce((s, c) => s + c, 0) / perImage.length, perImage, against };
+  const unit = new Map(texts.map((t, i) => [t, l2Normalize(embedded[i]!)]));
+  const rank = (text: string, c: Candidate): RankedDescription => {
+    const perImage = images.map((img) => dot(img, unit.get(text)!));
+    const separation = c.partner && c.against
+      ? imageSeparation(images, unit.get(text)!, unit.get(c.partner)!, unit.get(templateOf(label))!,
+        unit.get(templateOf(c.against))!)
+      : null;
+    return { text, cosine: perImage.reduce((s, x) => s + x, 0) / perImage.length, perImage, against: c.against,
+      textSeparation: c.textSeparation, imageSeparation: separation, kept: c.kept };
   };
-  const descriptions = texts.slice(1).map((t, i) => rank(t, i + 1, candidates.get(t) ?? null))
-    .sort((x, y) => y.cosine - x.cosine);
-  return { label, template: rank(templateText, 0, null), descriptions, ...await stats(made.describer, made.llm, made.cache) };
+  const descriptions = [...candidates].map(([text, c]) => rank(text, c)).sort((x, y) => y.cosine - x.cosine);
+  const baseline = rank(templateOf(label), { against: null, partner: null, textSeparation: null, kept: true });
+  return { label, template: baseline, descriptions, ...await stats(made.describer, made.llm, made.cache) };
 }
