@@ -39,12 +39,13 @@ QUANTIZATION = {
 # Our variant -> the Transformers.js dtype name that loads its files: fp32 "", int8 dynamic "_quantized", 4-bit "_q4".
 PEER_DTYPE = {"fp32": "fp32", "int8": "q8", "q4": "q4"}
 SUFFIXES = {variant: peer_config.SUFFIX[dtype] for variant, dtype in PEER_DTYPE.items()}
-# Variant -> runtimes that expand its quantized weights to fp32 once at load (web/src/engine/runtime/
-# onnx_int8_expand.ts, onnx_dequant.ts): on WASM, MatMulInteger/ConvInteger and MatMulNBits run
-# slower than the fp32 GEMM (CLIP ViT-B/32: int8 file ~10x native, fp32 ~1.6x native), so the small
-# download runs at fp32 speed there. WebGPU runs the files as they are (its speed is unmeasured here).
-EXPAND_WEIGHTS: dict[str, list[str]] = {"int8": ["wasm"], "q4": ["wasm"]}
-# The int8 file with its products expanded must stay this close to PyTorch (it only drops the
+# Variant -> runtimes that expand its quantized weights to fp32 once at load by default (web/src/engine/
+# runtime/onnx_dequant.ts; int8 through onnx_int8_expand.ts when `expandWeights: true` asks). Measured by
+# `make bench` on an idle 2-core machine (CLIP ViT-B/32 image, 2 threads, ms at batch 1): int8 as
+# downloaded 133, int8 expanded 205, fp32 217; q4 as downloaded 409, q4 expanded 240. So WASM expands
+# q4 only: int8 runs fastest as it is, in a third of the memory. WebGPU runs the files as they are.
+EXPAND_WEIGHTS: dict[str, list[str]] = {"q4": ["wasm"]}
+# The int8 file with its products expanded (on request) must stay this close to PyTorch (it only drops the
 # activation rounding of dynamic quantization; int8 alone measures >= 0.999 on ViT-B/32).
 EXPANDED_MIN_COSINE = 0.995
 DEFAULT_ORDER = ("int8", "fp32", "q4")  # int8 measured fastest on CPU/WASM; 4-bit MatMulNBits slowest in WASM
@@ -184,7 +185,11 @@ def _export_into(staging: Staging, work: Path, loaded: Loaded, source: str, vari
             v: {
                 "quantization": QUANTIZATION[v],
                 "parity": parity[v],
-                **({"expanded_on": EXPAND_WEIGHTS[v], "expanded_parity": expansion[v]} if v in expansion else {}),
+                **(
+                    {"expanded_on": EXPAND_WEIGHTS.get(v, []), "expanded_parity": expansion[v]}
+                    if v in expansion
+                    else {}
+                ),
                 "export_seconds": timings[v],
                 "files": {
                     graph: {"path": p.relative_to(staging.dir).as_posix(), "bytes": p.stat().st_size}
@@ -286,8 +291,8 @@ def _quantize(variant: str, fp32_file: Path, dst: Path) -> None:
 def _expanded_parity(
     work: Path, files: dict[str, Path], pixel_values: np.ndarray, text_feeds: dict[str, np.ndarray], reference: dict
 ) -> dict:
-    """The towers as the browser runs them where the variant is expanded (runtime/onnx_int8_expand.py),
-    against PyTorch; plus how many products were rewritten and how many DynamicQuantizeLinear remain."""
+    """The int8 towers as the browser runs them when asked to expand (`expandWeights: true`;
+    runtime/onnx_int8_expand.py), against PyTorch; plus how many products were rewritten and how many DynamicQuantizeLinear remain."""
     from exporter import vision_probe
     from runtime.onnx_int8_expand import expand_file
 

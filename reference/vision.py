@@ -68,11 +68,18 @@ class VisionModel:
     """The two towers of one exported variant (default: the manifest's WASM default, as the browser picks)."""
 
     def __init__(
-        self, root: Path, model_id: str, variant: str | None = None, threads: int = 2, runtime: Runtime | None = None
+        self,
+        root: Path,
+        model_id: str,
+        variant: str | None = None,
+        threads: int = 2,
+        runtime: Runtime | None = None,
+        expand: bool | None = None,
     ) -> None:
         """`runtime`: None runs the files as they are (as native onnxruntime and the peers do); a runtime
         mirrors the browser's loading there: where the variant lists it in expand_weights, the int8
-        products run in fp32 over weights dequantized once."""
+        products run in fp32 over weights dequantized once. `expand` overrides that choice, as the
+        engine's `expandWeights` does."""
         self.entry = vision_entry(root, model_id)
         self.info: VisionInfo = self.entry.vision  # type: ignore[assignment]
         self.variant = variant or self.entry.defaults["wasm"]
@@ -84,7 +91,8 @@ class VisionModel:
         files = self.entry.variants[self.variant].files
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        self.expanded = runtime is not None and runtime in self.entry.variants[self.variant].expand_weights
+        by_manifest = runtime is not None and runtime in self.entry.variants[self.variant].expand_weights
+        self.expanded = by_manifest if expand is None else expand
         self.vision = _session(root / files["vision_model"], options, self.expanded)
         self.text = _session(root / files["text_model"], options, self.expanded)
         self.folder = root / model_id
