@@ -1,6 +1,7 @@
 """LLM prefill and decode speed: Lumen's browser engine (WASM, 1 and 2 threads), Transformers.js in
 the same Chromium, native onnxruntime on the same ONNX files, PyTorch fp32, llama.cpp on the GGUF,
-and wllama (llama.cpp in WASM, same Chromium, 1 and 2 threads) on that GGUF.
+and wllama (llama.cpp in WASM, same Chromium, 1 and 2 threads) on that GGUF; on the default file also
+ours under a JSON schema (constrained decoding), beside ours free.
 
 Every engine gets the same prompt token ids (checked), greedy decoding, a short warm-up, then `runs`
 timed generations (browsers: at least `min_runs`, more while the time budget lasts). Prefill: the
@@ -24,12 +25,16 @@ from bench.browser import Browser, evaluate, or_reason
 from bench.plan import CHAT, REPO, Plan
 from bench.stats import summarize
 from contract.manifest import ModelEntry
+from reference.fudd_prompt import FuddPrompt
 from runtime.onnx_decoder import OnnxDecoder
 from runtime.progress import bar
 
-OURS_JS = """async ([id, variant, threads, tokens, runs, minRuns, budgetMs, messages]) => {
+OURS_JS = """async ([id, variant, threads, tokens, runs, minRuns, budgetMs, messages, responseFormat]) => {
   const load = await window.engine.loadChat(id, { runtime: 'wasm', threads, variant });
-  const request = { messages, max_tokens: tokens, temperature: 0 };
+  // cache_prompt false: every run prefills the whole prompt (the engine would otherwise reuse the last
+  // run's KV cache for this same prompt and prefill one token).
+  const request = { messages, max_tokens: tokens, temperature: 0, cache_prompt: false,
+    ...(responseFormat && { response_format: responseFormat }) };
   const warm = await window.engine.chat.completions.create({ ...request, max_tokens: 2 });
   const results = [];
   const start = performance.now();
@@ -74,13 +79,28 @@ def _check_prompt(engine: str, got: list[int], want: list[int]) -> None:
         )
 
 
-def ours(browser: Browser, url: str, plan: Plan, variant: str, threads: int, prompt: list[int]) -> dict:
+# The app's own structured workload: FuDD's answer schema (3 objects of two bounded strings), longer
+# than the benchmark's token count, so constrained and free runs decode the same number of tokens.
+CONSTRAINED = {
+    "type": "json_schema",
+    "json_schema": {"name": "fudd_pairs", "schema": json.loads(FuddPrompt.load().schema("lighthouse", "storm", 3))},
+}
+
+
+def ours(
+    browser: Browser,
+    url: str,
+    plan: Plan,
+    variant: str,
+    threads: int,
+    prompt: list[int],
+    response_format: dict | None = None,
+) -> dict:
     with browser.context() as context:
         page = browser.open(context, f"{url}/?autoload=0", "window.lumenReady !== undefined")
         page.evaluate("window.lumenReady")
-        out = evaluate(
-            page, OURS_JS, [plan.llm_id, variant, threads, plan.tokens, plan.runs, plan.min_runs, plan.budget_ms, CHAT]
-        )
+        args = [plan.llm_id, variant, threads, plan.tokens, plan.runs, plan.min_runs, plan.budget_ms, CHAT]
+        out = evaluate(page, OURS_JS, [*args, response_format])
     if out["load"]["threads"] != threads:
         raise AssertionError(f"asked for {threads} WASM threads, got {out['load']['threads']}: no COOP/COEP?")
     _check_prompt("Lumen (browser)", out["prompt"], prompt)
@@ -205,7 +225,8 @@ def run(plan: Plan, entry: ModelEntry, ours_url: str, peer_url: str, browser: Br
     prompt = prompt_ids(plan.artifacts, plan.llm_id)
     variants = plan.variants(entry)
     table: list[dict] = []
-    with bar(len(variants) * (len(plan.threads) + 2) + 3, "[bench] llm", unit="config") as progress:
+    configs = len(variants) * (len(plan.threads) + 2) + len(plan.threads) + 3
+    with bar(configs, "[bench] llm", unit="config") as progress:
         peers_on_gguf = wllama_rows(browser, peer_url, plan, prompt)
         progress.update(1)
         for variant in variants:
@@ -223,6 +244,11 @@ def run(plan: Plan, entry: ModelEntry, ours_url: str, peer_url: str, browser: Br
             progress.update(1)
             if entry.defaults.get("wasm") == variant:
                 engines |= peers_on_gguf
+                for threads in plan.threads:  # the same file under a JSON schema (xgrammar masks every step)
+                    engines[f"ours_wasm_{threads}t_json"] = ours(
+                        browser, ours_url, plan, variant, threads, prompt, CONSTRAINED
+                    )
+                    progress.update(1)
             label = f"{variant} ({Path(logical).name}{', default' if entry.defaults.get('wasm') == variant else ''})"
             table += rows.metric_rows("llm", plan.llm_id, label, engines, rows.LLM_METRICS, plan.native_threads)
         references: dict[str, dict | str] = {"pytorch_fp32": pytorch(plan, prompt)}

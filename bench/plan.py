@@ -97,6 +97,13 @@ def _export(plan: Plan, args: list[str]) -> None:
         )
 
 
+def _stale_choice(entry: ModelEntry) -> bool:
+    """Exported before the exporter's current expand-at-load choice: the bench would measure the old one."""
+    from exporter.vision_export import EXPAND_WEIGHTS
+
+    return any(v.expand_weights != EXPAND_WEIGHTS.get(name, []) for name, v in entry.variants.items())
+
+
 def ensure_models(plan: Plan) -> tuple[ModelEntry | None, ModelEntry | None]:
     """(llm entry, clip entry), exporting what the artifact folder lacks. The LLM gets the shipped
     defaults (q4, q8) plus int8, Transformers.js's best file (docs/design.md); CLIP gets fp32, int8, q4."""
@@ -107,7 +114,7 @@ def ensure_models(plan: Plan) -> tuple[ModelEntry | None, ModelEntry | None]:
     if wants_llm and (llm is None or not {"q4", "q8", "int8"} <= set(llm.variants)):
         with step(f"[bench] export {plan.llm_source} (once; reused from {plan.artifacts})"):
             _export(plan, ["llm", "--model", plan.llm_source, "--variants", "q4,q8,int8"])
-    if wants_clip and (clip is None or not {"fp32", "int8", "q4"} <= set(clip.variants)):
+    if wants_clip and (clip is None or not {"fp32", "int8", "q4"} <= set(clip.variants) or _stale_choice(clip)):
         with step(f"[bench] export {plan.clip_source} (once; reused from {plan.artifacts})"):
             _export(plan, ["clip", "--model", plan.clip_source, "--variants", "fp32,int8,q4"])
     manifest = load_manifest(plan.artifacts)

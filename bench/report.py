@@ -10,7 +10,10 @@ from exporter.artifacts import write_text_atomic
 ENGINES = {
     "ours_wasm_1t": "Lumen WASM 1t",
     "ours_wasm_2t": "Lumen WASM 2t",
+    "ours_wasm_1t_json": "Lumen WASM 1t, JSON schema",
+    "ours_wasm_2t_json": "Lumen WASM 2t, JSON schema",
     "ours_wasm_2t_as_downloaded": "Lumen WASM 2t, weights as downloaded",
+    "ours_wasm_2t_expanded": "Lumen WASM 2t, weights expanded to fp32",
     "transformers_js_2t": "Transformers.js WASM 2t",
     "wllama_1t": "wllama WASM 1t",
     "wllama_2t": "wllama WASM 2t",
@@ -31,6 +34,8 @@ RATIOS = {
     "ours_vs_wllama_1t": "ours ÷ wllama 1t",
     "ours_vs_wllama_2t": "ours ÷ wllama 2t",
     "ours_vs_http_server": "ours ÷ http.server",
+    "constrained_vs_free_1t": "JSON schema ÷ free 1t",
+    "constrained_vs_free_2t": "JSON schema ÷ free 2t",
 }
 TITLES = {
     "llm": "LLM: prefill and decode",
@@ -92,8 +97,8 @@ def sizes_table(rows: list[dict]) -> str:
 
 
 def _start_fast_goals(results: dict) -> list[dict]:
-    """Issue #15's targets against wllama (llama.cpp in WASM) and the 3 s warm start; only those
-    this run has numbers for."""
+    """Issue #15's targets against wllama (llama.cpp in WASM) and the 3 s warm start, and issue #14's
+    constrained-decoding cost; only those this run has numbers for."""
     out = []
     llm = results["sections"].get("llm")
     default = [r for r in (llm or {}).get("rows", []) if "default" in r["file"]]
@@ -110,6 +115,17 @@ def _start_fast_goals(results: dict) -> list[dict]:
                     "measured": ratio,
                 }
             )
+        if row["metric"] == "decode":  # issue #14: constrained decoding at most 10 % slower than free
+            for threads in (1, 2):
+                ratio = row["ratios"].get(f"constrained_vs_free_{threads}t")
+                if ratio is not None:
+                    out.append(
+                        {
+                            "goal": f"decode under a JSON schema >= 0.9x free, {threads} thread(s)",
+                            "target": 0.9,
+                            "measured": ratio,
+                        }
+                    )
     load = results["sections"].get("load")
     warm = next(
         (
@@ -207,7 +223,7 @@ def markdown(results: dict, plot_name: str | None) -> str:
             parts.append(f"{section['prompt_tokens']}-token chat prompt, {section['new_tokens']} new tokens, greedy.")
         parts.append(sizes_table(section["rows"]) if name == "sizes" else metric_table(section["rows"]))
     if results["goals"]:
-        parts.append("### Goals (issues #7, #15; measured as speed ratios, met at >= target)")
+        parts.append("### Goals (issues #7, #14, #15; measured as speed ratios, met at >= target)")
         lines = ["| goal | measured | met |", "|---|---|---|"]
         for g in results["goals"]:
             measured = "—" if g["measured"] is None else f"{g['measured']:.2f}"

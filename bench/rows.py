@@ -1,7 +1,8 @@
 """Report rows: one per (model, file, metric), every engine's summary side by side, and the two
 ratios that matter, both as speed (higher = ours faster): browser / native on the same file, and
 ours / Transformers.js on the same file, each at the native thread count; where wllama (llama.cpp
-in WASM, on the source GGUF) ran, ours / wllama at each thread count both ran at."""
+in WASM, on the source GGUF) ran, ours / wllama at each thread count both ran at; where ours ran under
+a JSON schema, constrained / free at each thread count."""
 
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def metric_rows(
                         ours, values.get(f"transformers_js_{threads}t"), metric.higher_is_better
                     ),
                     **_wllama_ratios(values, metric.higher_is_better),
+                    **_constrained_ratios(values, metric.higher_is_better),
                 },
             }
         )
@@ -80,3 +82,14 @@ def _wllama_ratios(values: dict, higher_is_better: bool) -> dict[str, float | No
                 values[f"ours_wasm_{threads}"], values[name], higher_is_better
             )
     return out
+
+
+def _constrained_ratios(values: dict, higher_is_better: bool) -> dict[str, float | None]:
+    """constrained_vs_free_<N>t: ours under a JSON schema over ours free, same file and threads."""
+    return {
+        f"constrained_vs_free_{name.removeprefix('ours_wasm_').removesuffix('_json')}": speed_ratio(
+            values[name], values[name.removesuffix("_json")], higher_is_better
+        )
+        for name in values
+        if name.startswith("ours_wasm_") and name.endswith("_json") and name.removesuffix("_json") in values
+    }

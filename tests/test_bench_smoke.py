@@ -43,8 +43,15 @@ def test_quick_run_measures_every_engine(quick) -> None:
     assert {"ours_wasm_1t", "ours_wasm_2t", "native_ort_2t"} <= set(speech[0]["values"]), speech[0]
     assert speech[0]["metric"] == "real-time factor" and speech[-1]["missing"]  # no CTranslate2 twin for tiny-random
     llm = results["sections"]["llm"]["rows"]
-    for row in llm[:2]:  # the default ONNX file: both browsers and native on it
+    for row in llm[:2]:  # the default ONNX file: both browsers and native on it, and ours under a JSON schema
         assert {"ours_wasm_1t", "ours_wasm_2t", "transformers_js_2t", "native_ort_2t"} <= set(row["values"])
+        assert {"ours_wasm_1t_json", "ours_wasm_2t_json"} <= set(row["values"]), row
+        for threads in (1, 2):
+            json_run, free = row["values"][f"ours_wasm_{threads}t_json"], row["values"][f"ours_wasm_{threads}t"]
+            want = (
+                json_run["median"] / free["median"] if row["higher_is_better"] else free["median"] / json_run["median"]
+            )
+            assert row["ratios"][f"constrained_vs_free_{threads}t"] == pytest.approx(want)
     clip = results["sections"]["clip"]["rows"]
     assert {r["metric"] for r in clip} == {
         "image, batch 1",
@@ -54,11 +61,12 @@ def test_quick_run_measures_every_engine(quick) -> None:
         "memory after the runs (JS + WASM)",
         "model bytes after fp32 expansion (both towers)",
     }
-    # The default (int8) is expanded on WASM: also run as downloaded, and natively in the expanded form.
+    # The default (int8) runs as downloaded on WASM: also expanded, and natively in the expanded form.
     default = [r for r in clip if r["file"].startswith("int8") and r["metric"] == "image, batch 8"]
-    assert default and {"ours_wasm_2t_as_downloaded", "native_ort_2t_expanded"} <= set(default[0]["values"])
+    assert default and {"ours_wasm_2t_expanded", "native_ort_2t_expanded"} <= set(default[0]["values"])
     memory = [r for r in clip if r["file"].startswith("int8") and r["metric"].startswith(("memory", "model bytes"))]
-    assert len(memory) == 2 and all({"ours_wasm_1t", "ours_wasm_2t"} <= set(r["values"]) for r in memory), memory
+    assert {"ours_wasm_1t", "ours_wasm_2t"} <= set(memory[0]["values"]), memory  # memory after the runs
+    assert set(memory[1]["values"]) == {"ours_wasm_2t_expanded"}, memory  # only the expanded run has expanded bytes
     for row in llm + clip + speech + results["sections"]["load"]["rows"] + results["sections"]["server"]["rows"]:
         for summary in row["values"].values():
             _check_summary(summary)
