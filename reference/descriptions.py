@@ -29,6 +29,7 @@ class PairOutcome:
     parsed: Parsed | None = None  # the LLM's output, parsed (None for a file)
     raw: str | None = None
     checks: list[Checked] | None = None  # each parsed feature pair, separation-checked (None: not checked)
+    retried: str | None = None  # no line of `raw` had the format: the JSON answer asked next (`parsed` is its)
 
 
 class Describer:
@@ -52,15 +53,26 @@ class Describer:
         raise NotImplementedError
 
     def fallback(
-        self, a: str, b: str, parsed: Parsed | None = None, raw: str | None = None, checks: list[Checked] | None = None
+        self,
+        a: str,
+        b: str,
+        parsed: Parsed | None = None,
+        raw: str | None = None,
+        checks: list[Checked] | None = None,
+        retried: str | None = None,
     ) -> PairOutcome:
         return PairOutcome(
-            [apply_template(self.template, a)], [apply_template(self.template, b)], True, parsed, raw, checks
+            [apply_template(self.template, a)], [apply_template(self.template, b)], True, parsed, raw, checks, retried
         )
 
     @property
     def fallbacks(self) -> int:
         return sum(o.fallback for o in self.outcomes.values())
+
+    @property
+    def json_retries(self) -> int:
+        """Pairs whose line answer had no well-formed line, asked again as JSON."""
+        return sum(o.retried is not None for o in self.outcomes.values())
 
     @property
     def separation_fallbacks(self) -> int:
@@ -98,7 +110,10 @@ class GivenDescriber(Describer):
 
 class LlmDescriber(Describer):
     """One greedy generation per class pair with the shared prompt, parsed strictly; with a
-    SeparationCheck, only the feature pairs that separate the two classes are kept."""
+    SeparationCheck, only the feature pairs that separate the two classes are kept.
+
+    `structured`: True asks for JSON under prompt.schema() (its format cannot fail); False for lines
+    only; None (the browser's default) for lines, and again as JSON when no line has the format."""
 
     def __init__(
         self,
@@ -106,35 +121,42 @@ class LlmDescriber(Describer):
         prompt: FuddPrompt,
         template: str,
         pairs_per_class_pair: int | None = None,
-        structured: bool = False,
+        structured: bool | None = None,
         check: SeparationCheck | None = None,
     ) -> None:
         super().__init__(template)
-        self.llm, self.prompt, self.check = llm, prompt, check
+        self.llm, self.prompt, self.check, self.structured = llm, prompt, check, structured
         self.n = pairs_per_class_pair or prompt.pairs_per_class_pair
         self.llm_calls = 0
         self.seconds = 0.0  # generating, in all
-        # Constrained decoding (reference/constrained.py): the answer follows prompt.schema() by construction.
-        self.grammars = structured_grammars(llm) if structured else None
+        self._grammars: Grammars | None = None  # built at the first JSON answer (xgrammar loads torch)
+
+    def _lines(self, a: str, b: str) -> tuple[str, Parsed]:
+        generated = self.llm.generate(self.prompt.messages(a, b, self.n), self.prompt.max_new_tokens)
+        return generated.text, self.prompt.parse(generated.text, a, b, self.n)
+
+    def _json(self, a: str, b: str) -> tuple[str, Parsed]:
+        """Constrained decoding (reference/constrained.py): the answer follows prompt.schema() by construction."""
+        from reference.constrained import constrained_greedy  # xgrammar loads torch: only when asked
+
+        if self._grammars is None:
+            self._grammars = structured_grammars(self.llm)
+        spec = {"kind": "json_schema", "schema": self.prompt.schema(a, b, self.n)}
+        messages = self.prompt.structured_messages(a, b, self.n)
+        generated = constrained_greedy(self.llm, self._grammars, messages, spec, self.prompt.structured_max_new_tokens)
+        return generated.text, self.prompt.parse_structured(generated.text, a, b, self.n)
 
     def describe_pair(self, a: str, b: str) -> PairOutcome:
         start = time.perf_counter()
-        if self.grammars is None:
-            generated = self.llm.generate(self.prompt.messages(a, b, self.n), self.prompt.max_new_tokens)
-            parsed = self.prompt.parse(generated.text, a, b, self.n)
-        else:
-            from reference.constrained import constrained_greedy  # xgrammar loads torch: only when asked
-
-            spec = {"kind": "json_schema", "schema": self.prompt.schema(a, b, self.n)}
-            messages = self.prompt.structured_messages(a, b, self.n)
-            generated = constrained_greedy(
-                self.llm, self.grammars, messages, spec, self.prompt.structured_max_new_tokens
-            )
-            parsed = self.prompt.parse_structured(generated.text, a, b, self.n)
-        self.seconds += time.perf_counter() - start
+        raw, parsed = self._json(a, b) if self.structured else self._lines(a, b)
         self.llm_calls += 1
+        retried = None
+        if self.structured is None and parsed.format_failure:
+            retried, parsed = self._json(a, b)
+            self.llm_calls += 1
+        self.seconds += time.perf_counter() - start
         if not parsed.usable:
-            return self.fallback(a, b, parsed=parsed, raw=generated.text)
+            return self.fallback(a, b, parsed=parsed, raw=raw, retried=retried)
         texts = [
             (self.prompt.description(self.template, a, fa), self.prompt.description(self.template, b, fb))
             for fa, fb in parsed.pairs
@@ -142,8 +164,8 @@ class LlmDescriber(Describer):
         checks = self.check(a, b, self.template, parsed.pairs, texts) if self.check else None
         kept = [c.descriptions for c in checks if c.kept] if checks is not None else texts
         if not kept:
-            return self.fallback(a, b, parsed=parsed, raw=generated.text, checks=checks)
-        return PairOutcome([x for x, _ in kept], [y for _, y in kept], False, parsed, generated.text, checks)
+            return self.fallback(a, b, parsed=parsed, raw=raw, checks=checks, retried=retried)
+        return PairOutcome([x for x, _ in kept], [y for _, y in kept], False, parsed, raw, checks, retried)
 
 
 def structured_grammars(llm: ChatLLM) -> Grammars:

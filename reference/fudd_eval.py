@@ -171,9 +171,12 @@ def evaluate(args: argparse.Namespace) -> dict:
         "separation_fallbacks": describer.separation_fallbacks,
         "separation_drops": describer.separation_drops,
         "feature_pairs": sum(len(o.checks or []) for o in describer.outcomes.values()),
-        "structured": bool(args.llm and args.structured),
+        "answer_format": None
+        if not args.llm
+        else {True: "json", False: "lines", None: "lines-then-json"}[args.structured],
+        "json_retries": getattr(describer, "json_retries", 0),
         "llm_calls": getattr(describer, "llm_calls", 0),
-        "llm_seconds_per_pair": getattr(describer, "seconds", 0.0) / max(1, getattr(describer, "llm_calls", 0)),
+        "llm_seconds_per_pair": getattr(describer, "seconds", 0.0) / max(1, len(needed)),
         "reranked_changed_top1": int((fudd_pred != template_scores.argmax(1)).sum()),
     }
 
@@ -224,7 +227,8 @@ def format_report(report: dict) -> str:
         f"class pairs described: {pairs}, template fallbacks: {fallbacks}{share} "
         f"(format: {report['format_fallbacks']}, every feature rejected: "
         f"{fallbacks - report['format_fallbacks'] - by_check}, no feature separating: {by_check}), "
-        f"LLM calls: {report['llm_calls']} ({report['llm_seconds_per_pair']:.1f} s per pair), "
+        f"LLM calls: {report['llm_calls']} ({report['json_retries']} pairs asked again as JSON; "
+        f"{report['llm_seconds_per_pair']:.1f} s per pair), "
         f"top-1 changed by FuDD: {report['reranked_changed_top1']}"
     )
     if report["separation_check"]:
@@ -252,11 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pairs-per-class", type=int, help="description pairs asked per class pair (default: the prompt file's)"
     )
-    parser.add_argument(
+    answer_format = parser.add_mutually_exclusive_group()
+    answer_format.add_argument(
         "--structured",
-        action="store_true",
-        help="constrain the LLM's answer to the JSON schema of contract/fudd_prompt.json's `structured` "
-        "(Python xgrammar, which loads torch)",
+        action="store_const",
+        const=True,
+        help="always constrain the LLM's answer to the JSON schema of contract/fudd_prompt.json's `structured` "
+        "(Python xgrammar, which loads torch); default: lines, and JSON again for a pair with no well-formed line",
+    )
+    answer_format.add_argument(
+        "--lines", dest="structured", action="store_const", const=False, help="lines only, never JSON"
     )
     parser.add_argument(
         "--no-separation-check",

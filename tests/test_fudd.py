@@ -214,7 +214,7 @@ class ScriptedLLM:
 )
 def test_unusable_output_falls_back_to_the_template_and_is_counted(reply):
     llm = ScriptedLLM([reply, "pointy ears | floppy ears"])
-    describer = LlmDescriber(llm, PROMPT, TEMPLATE)  # type: ignore[arg-type]
+    describer = LlmDescriber(llm, PROMPT, TEMPLATE, structured=False)  # type: ignore[arg-type]
     assert describer("dog", "cat") == (["a photo of a dog."], ["a photo of a cat."])
     assert describer("cat", "dog") == (["a photo of a cat."], ["a photo of a dog."])  # cached: one LLM call
     assert describer("cat", "fox") == (["a photo of a cat, with pointy ears."], ["a photo of a fox, with floppy ears."])
@@ -223,6 +223,33 @@ def test_unusable_output_falls_back_to_the_template_and_is_counted(reply):
     assert describer.described_pairs() == {
         ("cat", "fox"): [("a photo of a cat, with pointy ears.", "a photo of a fox, with floppy ears.")]
     }
+
+
+def test_a_pair_with_no_well_formed_line_is_asked_again_as_json(monkeypatch):
+    """The default: lines; only when no line has the format (not when content is rejected) the pair
+    is asked again under the JSON schema, whose answer is then used."""
+    asked_json: list[tuple[str, str]] = []
+
+    def json_answer(self, a: str, b: str):
+        asked_json.append((a, b))
+        text = json.dumps([{a: "pointy ears", b: "floppy ears"}])
+        return text, PROMPT.parse_structured(text, a, b, self.n)
+
+    monkeypatch.setattr(LlmDescriber, "_json", json_answer)
+    llm = ScriptedLLM(["Sure! Cats are lovely animals.", "cat feature | fox feature", "long tail | short tail"])
+    describer = LlmDescriber(llm, PROMPT, TEMPLATE)  # type: ignore[arg-type]
+    assert describer("cat", "dog") == (["a photo of a cat, with pointy ears."], ["a photo of a dog, with floppy ears."])
+    retried = describer.outcomes[("cat", "dog")]
+    assert retried.retried is not None and retried.raw == "Sure! Cats are lovely animals."
+    assert describer("cat", "fox") == (["a photo of a cat."], ["a photo of a fox."])  # content rejected: no retry
+    assert describer("cat", "owl")[0] == ["a photo of a cat, with long tail."]
+    assert asked_json == [("cat", "dog")]
+    assert (describer.llm_calls, describer.json_retries, describer.fallbacks, describer.format_fallbacks) == (
+        4,
+        1,
+        1,
+        0,
+    )
 
 
 # ---------------------------------------------------------------- the separation check (EX2-style)
@@ -261,7 +288,7 @@ def test_the_check_drops_feature_pairs_that_do_not_separate_and_falls_back_when_
     )
     check = SeparationCheck(embed, PROMPT.min_text_separation)
     llm = ScriptedLLM(["pointy ears | floppy ears\nfour legs | a tail", "floppy ears | pointy ears"])
-    describer = LlmDescriber(llm, PROMPT, TEMPLATE, check=check)  # type: ignore[arg-type]
+    describer = LlmDescriber(llm, PROMPT, TEMPLATE, structured=False, check=check)  # type: ignore[arg-type]
     assert describer("cat", "dog") == (["a photo of a cat, with pointy ears."], ["a photo of a dog, with floppy ears."])
     checks = describer.outcomes[("cat", "dog")].checks
     assert checks is not None and [c.kept for c in checks] == [True, False]
@@ -569,7 +596,7 @@ def test_eval_with_smollm2_writing_the_descriptions(smollm2_root, shapes, tmp_pa
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(report_file.read_text())
     assert report["descriptions"] == "LLM smollm2" and "UNTRAINED" in proc.stdout
-    assert report["class_pairs"] == 3 and report["llm_calls"] == 3
+    assert report["class_pairs"] == 3 and report["llm_calls"] == 3 + report["json_retries"]
     written = json.loads(saved.read_text())
     assert len(written) == 3 - report["fallbacks"]  # every pair either described or counted as a fallback
     for entry in written.values():  # what was kept follows the prompt's description form

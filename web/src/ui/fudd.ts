@@ -72,8 +72,9 @@ export class FuddPanel {
       ? ` · ${r.fallbacks} of ${pairs} fell back to the template (${unusable} had no usable line, `
         + `${r.separationFallbacks} no feature that separates the two classes)` : "";
     const dropped = r.separationDrops ? ` · ${r.separationDrops} feature pairs dropped: they do not separate their classes` : "";
-    return `Re-ranked the top ${r.k} with descriptions ${by}: ${pairs} class pairs, ${r.llmCalls} written now, `
-      + `${r.cacheHits} from the cache${fallbacks}${dropped}.`;
+    const retried = r.jsonRetries ? ` · ${r.jsonRetries} asked again as JSON (no well-formed line)` : "";
+    return `Re-ranked the top ${r.k} with descriptions ${by}: ${pairs} class pairs, ${r.llmCalls} answers written now, `
+      + `${r.cacheHits} from the cache${retried}${fallbacks}${dropped}.`;
   }
 
   private render(files: File[], result: FuddClassification, template?: string): void {
@@ -128,7 +129,8 @@ export class FuddPanel {
     const list = el("ul");
     for (const p of result.pairs) {
       const kept = p.checks ? ` · ${p.checks.filter((c) => c.kept).length} of ${p.checks.length} feature pairs separate them` : "";
-      const item = el("li", "", `${p.labels.join(" vs ")}: ${p.source}${kept}${p.fallback ? " · fell back to the template" : ""}`);
+      const retried = p.retried ? " · asked again as JSON" : "";
+      const item = el("li", "", `${p.labels.join(" vs ")}: ${p.source}${retried}${kept}${p.fallback ? " · fell back to the template" : ""}`);
       item.dataset["fallback"] = String(p.fallback);
       if (p.rejected?.length) item.title = p.rejected.map(([line, why]) => `${line} — ${why}`).join("\n");
       list.append(item);

@@ -6,7 +6,7 @@
 
 import type { AnswerCache } from "./cache";
 import { answerKey } from "./cache";
-import type { ChatTurn, FuddPrompt } from "./fudd";
+import { type ChatTurn, formatFailure, type FuddPrompt } from "./fudd";
 import { applyTemplate } from "../vision/scoring";
 import type { GrammarSpec } from "../llm/response_format";
 import type { Checked, SeparationCheck } from "./separation";
@@ -36,7 +36,9 @@ export interface PairOutcome {
   tokenIds?: number[];
   features?: Array<[string, string]>;
   rejected?: Array<[string, string]>;
-  /** When the LLM was asked now: its prompt's tokens, and how many came from the KV cache of the pair before. */
+  /** No line of `raw` had the format, so the pair was asked again as JSON: that answer (features and rejected are its). */
+  retried?: { raw: string; tokenIds: number[] };
+  /** When the LLM was asked now: its prompts' tokens, and how many came from the KV cache of the request before. */
   prefill?: { promptTokens: number; cachedTokens: number };
   /** Each parsed feature pair, separation-checked (separation.ts); first/second hold the kept ones. */
   checks?: Checked[];
@@ -138,6 +140,15 @@ export class GivenDescriber extends Describer {
 }
 
 /**
+ * How the LLM is asked: lines "fa | fb"; JSON under prompt.schema() (its format cannot fail); or lines,
+ * asked again as JSON when no line of the answer has the format (the default: fast when the lines
+ * work, which they mostly do, and never a fallback for the format alone).
+ */
+export type AnswerFormat = "lines" | "json" | "lines-then-json";
+
+interface Answer { text: string; tokenIds: number[]; fromCache: boolean; prefill?: { promptTokens: number; cachedTokens: number } }
+
+/**
  * One greedy generation per class pair with the shared prompt (or its cached answer), parsed strictly;
  * with a separation check, only the feature pairs that separate the two classes are kept.
  */
@@ -148,35 +159,50 @@ export class LlmDescriber extends Describer {
   constructor(private readonly prompt: FuddPrompt, private readonly model: { id: string; revision: string },
     private readonly generate: Generate, private readonly cache: AnswerCache, template: string,
     private readonly n: number = prompt.data.pairs_per_class_pair,
-    /** Constrained decoding: the answer follows prompt.schema() (JSON), so its format cannot fail. */
-    private readonly structured = false,
+    private readonly format: AnswerFormat = "lines-then-json",
     private readonly check: SeparationCheck | null = null) {
     super(template);
   }
 
+  /** The answer in one format: from the cache, else generated now (and cached). */
+  private async answer([a, b]: [string, string], json: boolean): Promise<Answer> {
+    const key = answerKey(this.model, json ? `${this.prompt.version}-json` : this.prompt.version, this.n, [a, b]);
+    const cached = await this.cache.get(key);
+    if (cached) {
+      this.cacheHits++;
+      return { text: cached.text, tokenIds: cached.tokenIds, fromCache: true };
+    }
+    const generated = json
+      ? await this.generate(this.prompt.structuredMessages(a, b, this.n), this.prompt.structuredMaxNewTokens,
+        { kind: "json_schema", schema: this.prompt.schema(a, b, this.n) })
+      : await this.generate(this.prompt.messages(a, b, this.n), this.prompt.maxNewTokens);
+    this.llmCalls++;
+    await this.cache.put({ key, text: generated.text, tokenIds: generated.tokenIds, savedAt: Date.now() });
+    return { text: generated.text, tokenIds: generated.tokenIds, fromCache: false,
+      prefill: { promptTokens: generated.promptTokens, cachedTokens: generated.cachedTokens } };
+  }
+
   protected async describePair(labels: [string, string]): Promise<PairOutcome> {
     const [a, b] = labels;
-    const key = answerKey(this.model, this.structured ? `${this.prompt.version}-json` : this.prompt.version, this.n, labels);
-    let answer = await this.cache.get(key);
-    const source: DescriptionSource = answer ? "cache" : "llm";
-    let prefill: PairOutcome["prefill"];
-    if (answer) {
-      this.cacheHits++;
-    } else {
-      const generated = this.structured
-        ? await this.generate(this.prompt.structuredMessages(a, b, this.n), this.prompt.structuredMaxNewTokens,
-          { kind: "json_schema", schema: this.prompt.schema(a, b, this.n) })
-        : await this.generate(this.prompt.messages(a, b, this.n), this.prompt.maxNewTokens);
-      this.llmCalls++;
-      prefill = { promptTokens: generated.promptTokens, cachedTokens: generated.cachedTokens };
-      answer = { key, text: generated.text, tokenIds: generated.tokenIds, savedAt: Date.now() };
-      await this.cache.put(answer);
+    const first = await this.answer(labels, this.format === "json");
+    let parsed = this.format === "json"
+      ? this.prompt.parseStructured(first.text, a, b, this.n)
+      : this.prompt.parse(first.text, a, b, this.n);
+    const answers = [first];
+    if (this.format === "lines-then-json" && formatFailure(parsed)) {
+      answers.push(await this.answer(labels, true));
+      parsed = this.prompt.parseStructured(answers[1]!.text, a, b, this.n);
     }
-    const parsed = this.structured
-      ? this.prompt.parseStructured(answer.text, a, b, this.n)
-      : this.prompt.parse(answer.text, a, b, this.n);
-    const seen = { raw: answer.text, tokenIds: answer.tokenIds, features: parsed.pairs, rejected: parsed.rejected,
-      ...(prefill && { prefill }) };
+    const asked = answers.filter((x) => x.prefill);
+    const source: DescriptionSource = asked.length ? "llm" : "cache";
+    const seen = {
+      raw: first.text, tokenIds: first.tokenIds, features: parsed.pairs, rejected: parsed.rejected,
+      ...(answers[1] && { retried: { raw: answers[1].text, tokenIds: answers[1].tokenIds } }),
+      ...(asked.length && { prefill: {
+        promptTokens: asked.reduce((s, x) => s + x.prefill!.promptTokens, 0),
+        cachedTokens: asked.reduce((s, x) => s + x.prefill!.cachedTokens, 0),
+      } }),
+    };
     if (parsed.pairs.length === 0) return this.fallback(labels, source, seen);
     const texts = parsed.pairs.map(([fa, fb]): [string, string] =>
       [this.prompt.description(this.template, a, fa), this.prompt.description(this.template, b, fb)]);

@@ -47,6 +47,14 @@ export interface Parsed {
 /** Why a structured answer is unusable when max_new_tokens cut its JSON (reference/fudd_prompt.py FORMAT_CUT). */
 export const FORMAT_CUT = "not valid JSON: cut by max_new_tokens";
 
+/**
+ * Unusable because of the format alone: nothing in the answer had the asked-for shape (no rejection
+ * is about content). reference/fudd_prompt.py Parsed.format_failure.
+ */
+export function formatFailure(parsed: Parsed): boolean {
+  return parsed.pairs.length === 0 && parsed.rejected.every(([, why]) => why === FORMAT_CUT || why.startsWith("not one '"));
+}
+
 const PLACEHOLDER = /\{(a|b|n|label|feature)\}/g;
 // The line breaks Python's str.splitlines() knows.
 const LINE_BREAK = /\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/u;

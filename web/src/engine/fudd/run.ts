@@ -7,7 +7,8 @@ import { InvalidRequestError, ModelNotLoadedError } from "../errors";
 import { type FuddPrompt, type FuddRanking, rerank, type TextEmbedder } from "./fudd";
 import { answerCache } from "./cache";
 import {
-  type Describer, type FuddProgress, type Generate, GivenDescriber, type GivenPair, LlmDescriber, type PairOutcome,
+  type AnswerFormat, type Describer, type FuddProgress, type Generate, GivenDescriber, type GivenPair, LlmDescriber,
+  type PairOutcome,
 } from "./describer";
 import type { LlmModel } from "../llm/onnx_chat_model";
 import type { VisionInfo } from "../manifest.gen";
@@ -24,7 +25,10 @@ export interface FuddOptionsWire {
   pairsPerClass?: number;
   /** Fixed descriptions instead of the LLM's (e.g. from a FuDD pairwise file). */
   descriptions?: GivenPair[];
-  /** Constrain the chat model's answers to a JSON schema (xgrammar), so none fails for its format; default false. */
+  /**
+   * true: every answer as JSON under a schema (xgrammar), so none fails for its format; false: lines
+   * only; default: lines, and a pair whose answer has no well-formed line is asked again as JSON.
+   */
   structured?: boolean;
   /** Drop LLM-written feature pairs that do not separate their classes in the vision model's text space; default true. */
   separationCheck?: boolean;
@@ -43,7 +47,9 @@ export interface FuddStats {
   cacheHits: number;
   /** Class pairs that fell back to the template prompts (nothing usable). */
   fallbacks: number;
-  /** Of those, the pairs whose every parsed feature pair the separation check dropped. */
+  /** Class pairs whose line answer had no well-formed line, so they were asked again as JSON. */
+  jsonRetries: number;
+  /** Of the fallbacks, the pairs whose every parsed feature pair the separation check dropped. */
   separationFallbacks: number;
   /** Parsed feature pairs the separation check dropped, over every class pair. */
   separationDrops: number;
@@ -130,9 +136,12 @@ export interface DescriberOptions {
   separationEmbedder: TextEmbedder | null;
 }
 
+const answerFormat = (structured?: boolean): AnswerFormat =>
+  structured === undefined ? "lines-then-json" : structured ? "json" : "lines";
+
 /** What writes the descriptions: the given ones, else the loaded chat model (greedy, cached, checked). */
 export async function makeDescriber(prompt: FuddPrompt, chat: LlmModel | null, template: string,
-  { given, pairsPerClass, structured = false, separationEmbedder }: DescriberOptions): Promise<DescriptionWriter> {
+  { given, pairsPerClass, structured, separationEmbedder }: DescriberOptions): Promise<DescriptionWriter> {
   if (given) return { describer: new GivenDescriber(given, template), llm: null, cache: null };
   if (!chat) {
     throw new ModelNotLoadedError("FuDD needs an LLM to write its class descriptions, and none is loaded",
@@ -150,7 +159,7 @@ export async function makeDescriber(prompt: FuddPrompt, chat: LlmModel | null, t
   const cache = await answerCache();
   const check = separationEmbedder && separationCheck(separationEmbedder, template, prompt.data.separation.min_text);
   return {
-    describer: new LlmDescriber(prompt, chat.info, generate, cache, template, pairsPerClass, structured, check),
+    describer: new LlmDescriber(prompt, chat.info, generate, cache, template, pairsPerClass, answerFormat(structured), check),
     llm: chat.info.id, cache: cache.kind,
   };
 }
@@ -160,6 +169,7 @@ async function stats(describer: Describer, llm: string | null, cache: string | n
   const llmDescriber = describer instanceof LlmDescriber ? describer : null;
   return { llm, llmCalls: llmDescriber?.llmCalls ?? 0, cacheHits: llmDescriber?.cacheHits ?? 0,
     fallbacks: pairs.filter((p) => p.fallback).length, cache, pairs,
+    jsonRetries: pairs.filter((p) => p.retried).length,
     separationFallbacks: pairs.filter((p) => p.fallback && p.checks?.length).length,
     separationDrops: pairs.reduce((s, p) => s + (p.checks ?? []).filter((c) => !c.kept).length, 0),
     prefillTokens: pairs.reduce((s, p) => s + (p.prefill ? p.prefill.promptTokens - p.prefill.cachedTokens : 0), 0),
