@@ -7,7 +7,7 @@
 //   engine.vision, engine.llm                     // what is loaded (VisionModelInfo, LlmModelInfo)
 //   engine.runtime, engine.runtimeReason          // "webgpu" | "wasm", and why
 //   await engine.classify({ images, labels, template?, topK? })
-//   await engine.classify({ images, labels, fudd: { k?, pairsPerClass?, onProgress? } })   // FuDD re-ranking
+//   await engine.classify({ images, labels, fudd: { k?, pairsPerClass?, structured?, separationCheck?, onProgress? } })   // FuDD
 //   await engine.explainClass({ label, images, against? | descriptions? })   // which descriptions it prefers, and which separate
 //   await engine.embedImages(images), await engine.embedTexts(texts)   // normalised Float32Arrays
 //   await engine.loadSpeech("whisper-tiny.en"); await engine.transcribe({ audio })   // Blob | Float32Array | MediaStream
