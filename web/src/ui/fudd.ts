@@ -73,8 +73,9 @@ export class FuddPanel {
         + `${r.separationFallbacks} no feature that separates the two classes)` : "";
     const dropped = r.separationDrops ? ` · ${r.separationDrops} feature pairs dropped: they do not separate their classes` : "";
     const retried = r.jsonRetries ? ` · ${r.jsonRetries} asked again as JSON (no well-formed line)` : "";
-    return `Re-ranked the top ${r.k} with descriptions ${by}: ${pairs} class pairs, ${r.llmCalls} answers written now, `
-      + `${r.cacheHits} from the cache${retried}${fallbacks}${dropped}.`;
+    const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+    return `Re-ranked the top ${r.k} with descriptions ${by}: ${count(pairs, "class pair")}, `
+      + `${count(r.llmCalls, "answer")} written now, ${r.cacheHits} from the cache${retried}${fallbacks}${dropped}.`;
   }
 
   private render(files: File[], result: FuddClassification, template?: string): void {

@@ -56,12 +56,12 @@ export class SpeechInput {
   /** A microphone button: click starts recording, a second click stops it; `onText` gets the transcript. */
   attach(button: HTMLButtonElement, onText: (text: string) => void): void {
     let stopper: AbortController | null = null;
-    const set = (state: MicState, label: string) => {
+    const set = (state: MicState, label: string | null) => {
       button.dataset["state"] = state;
-      button.textContent = label;
+      button.replaceChildren(label ?? micIcon());
       button.setAttribute("aria-pressed", String(state === "recording"));
     };
-    set("idle", "🎤");
+    set("idle", null);
     button.title = "Speak (click again to stop)";
     button.hidden = !this.available;
     button.addEventListener("click", async () => {
@@ -77,10 +77,10 @@ export class SpeechInput {
         stream = await navigator.mediaDevices.getUserMedia({ audio: true });
         set("recording", "■ Stop");
         const result = await this.transcribe(stream, stopper.signal, () => set("transcribing", "…"));
-        set("idle", "🎤");
+        set("idle", null);
         if (result.text) onText(result.text);
       } catch (err) {
-        set("error", "🎤");
+        set("error", null);
         showError(err);
       } finally {
         stream?.getTracks().forEach((t) => t.stop());
@@ -88,4 +88,20 @@ export class SpeechInput {
       }
     });
   }
+}
+
+/** A microphone drawn as SVG: an emoji needs an emoji font, which many Linux systems lack. */
+function micIcon(): SVGSVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  for (const [name, value] of [["viewBox", "0 0 24 24"], ["width", "18"], ["height", "18"], ["fill", "none"],
+    ["stroke", "currentColor"], ["stroke-width", "2"], ["stroke-linecap", "round"], ["aria-hidden", "true"]]) {
+    svg.setAttribute(name!, value!);
+  }
+  for (const d of ["M12 3a3 3 0 0 0-3 3v6a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3z", "M5 11a7 7 0 0 0 14 0", "M12 18v3"]) {
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("d", d);
+    svg.append(path);
+  }
+  return svg;
 }
