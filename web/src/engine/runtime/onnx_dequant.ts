@@ -299,23 +299,11 @@ export interface DequantOptions {
 
 /** The model with fp32 MatMuls in place of its MatMulNBits; null when there are none or the result would be too large. */
 export function dequantizeMatMulNBits(model: Uint8Array, options: DequantOptions = {}): DequantResult | null {
-  const graphField = [...fields(model)].find((f) => f.no === 7);
-  if (!graphField) return null;
-  const graphFields = [...fields(model, graphField.value, graphField.valueEnd)];
-  const nodes = graphFields.filter((f) => f.no === 1).map((f) => parseNode(model, f));
-  if (nodes.some((n) => n.hasSubgraph)) return null; // names used inside subgraphs are not tracked
+  const graph = parseGraph(model);
+  if (!graph) return null;
+  const { nodes, inits } = graph;
   const quantized = nodes.filter((n) => n.opType === "MatMulNBits" && n.domain === MS_DOMAIN);
   if (quantized.length === 0) return null;
-  const inits = new Map<string, Initializer>();
-  for (const f of graphFields) {
-    if (f.no !== 5) continue;
-    const init = parseInitializer(model, f);
-    inits.set(init.name, init);
-  }
-  const graphInputs = new Set(graphFields.filter((f) => f.no === 11).map((f) => {
-    const name = [...fields(model, f.value, f.valueEnd)].find((g) => g.no === 1);
-    return name ? str(model, name) : "";
-  }));
 
   // Group parts that one Sum adds up: same activation, same shape, each output used only by that Sum.
   const uses = new Map<string, number>();
@@ -383,35 +371,76 @@ export function dequantizeMatMulNBits(model: Uint8Array, options: DequantOptions
   }
   const dropped = new Set<string>();
   for (const n of replacement.keys()) {
-    for (const i of n.inputs.slice(1)) if (i && !remaining.has(i) && !graphInputs.has(i) && inits.has(i)) dropped.add(i);
+    for (const i of n.inputs.slice(1)) if (i && !remaining.has(i) && !graph.inputs.has(i) && inits.has(i)) dropped.add(i);
   }
-
-  const nodeAt = new Map(nodes.map((n) => [n.field.start, n]));
-  const graph = new Writer();
-  for (const f of graphFields) {
-    if (f.no === 1) {
-      const node = nodeAt.get(f.start)!;
-      const swap = replacement.get(node);
-      if (swap === null) continue;
-      if (swap) graph.bytes(1, swap);
-      else if (sumInputs.has(node)) graph.bytes(1, rewriteInputs(model, node, sumInputs.get(node)!));
-      else graph.raw(model.subarray(f.start, f.end));
-    } else if (f.no === 5 && dropped.has(parseInitializer(model, f).name)) {
-      continue;
-    } else {
-      graph.raw(model.subarray(f.start, f.end));
-    }
-  }
-  for (const t of newInits) graph.bytes(5, t);
+  const rewrite = (node: Node) => {
+    const swap = replacement.get(node);
+    if (swap !== undefined) return swap;
+    const inputs = sumInputs.get(node);
+    return inputs ? rewriteInputs(model, node, inputs) : undefined;
+  };
 
   const externalData = external && location
     ? { path: location, data: new Uint8Array(external.buffer, 0, used * 4) }
     : null;
-  return { bytes: withGraph(model, graph.finish()), nodes: replacedNodes, matmuls, external: externalData };
+  return { bytes: rewriteGraph(model, graph, rewrite, dropped, newInits), nodes: replacedNodes, matmuls,
+    external: externalData };
+}
+
+/** A model's main graph, parsed for a weight rewrite (onnx_dequant.ts, onnx_int8_expand.ts). */
+export interface Graph {
+  /** GraphProto's fields, in order */
+  fields: Field[];
+  nodes: Node[];
+  inits: Map<string, Initializer>;
+  /** names of the graph's inputs and outputs */
+  inputs: Set<string>;
+  outputs: Set<string>;
+}
+
+/** null when the model has no graph or uses subgraphs (names used inside them are not tracked). */
+export function parseGraph(model: Uint8Array): Graph | null {
+  const graphField = [...fields(model)].find((f) => f.no === 7);
+  if (!graphField) return null;
+  const graphFields = [...fields(model, graphField.value, graphField.valueEnd)];
+  const nodes = graphFields.filter((f) => f.no === 1).map((f) => parseNode(model, f));
+  if (nodes.some((n) => n.hasSubgraph)) return null;
+  const inits = new Map<string, Initializer>();
+  for (const f of graphFields) {
+    if (f.no !== 5) continue;
+    const init = parseInitializer(model, f);
+    inits.set(init.name, init);
+  }
+  const names = (no: number) => new Set(graphFields.filter((f) => f.no === no).map((f) => {
+    const name = [...fields(model, f.value, f.valueEnd)].find((g) => g.no === 1);
+    return name ? str(model, name) : "";
+  }));
+  return { fields: graphFields, nodes, inits, inputs: names(11), outputs: names(12) };
+}
+
+/**
+ * The model with its graph rewritten: `node(n)` gives a node's new bytes, null to drop it, or
+ * undefined to keep it as it is; initializers named in `dropped` go, `added` ones are appended.
+ */
+export function rewriteGraph(model: Uint8Array, graph: Graph, node: (n: Node) => Uint8Array | null | undefined,
+  dropped: Set<string>, added: Uint8Array[]): Uint8Array {
+  const nodeAt = new Map(graph.nodes.map((n) => [n.field.start, n]));
+  const out = new Writer();
+  for (const f of graph.fields) {
+    if (f.no === 1) {
+      const bytes = node(nodeAt.get(f.start)!);
+      if (bytes) out.bytes(1, bytes);
+      else if (bytes === undefined) out.raw(model.subarray(f.start, f.end));
+    } else if (!(f.no === 5 && dropped.has(parseInitializer(model, f).name))) {
+      out.raw(model.subarray(f.start, f.end));
+    }
+  }
+  for (const t of added) out.bytes(5, t);
+  return withGraph(model, out.finish());
 }
 
 /** The model's bytes with its graph (ModelProto field 7) replaced; every other field copied. */
-export function withGraph(model: Uint8Array, graph: Uint8Array): Uint8Array {
+function withGraph(model: Uint8Array, graph: Uint8Array): Uint8Array {
   const out = new Writer();
   for (const f of fields(model)) {
     if (f.no === 7) out.bytes(7, graph);

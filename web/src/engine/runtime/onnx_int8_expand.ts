@@ -17,8 +17,8 @@
 // Ws/Wzp: one value, or one per output column (MatMul, [K, N] -> N) / output channel (Conv).
 
 import {
-  type Field, FLOAT, fields, floats, floatTensor, type Initializer, MAX_MODEL_BYTES, type Node, parseInitializer,
-  parseNode, readVarint, str, UINT8, withGraph, Writer,
+  FLOAT, fields, floats, floatTensor, type Initializer, MAX_MODEL_BYTES, type Node, parseGraph, readVarint, rewriteGraph,
+  UINT8, Writer,
 } from "./onnx_dequant";
 
 const INT8 = 3;
@@ -144,35 +144,18 @@ function fp32Node(buf: Uint8Array, m: Match, weightName: string): Uint8Array {
   return w.finish();
 }
 
-function names(buf: Uint8Array, graphFields: Field[], no: number): Set<string> {
-  return new Set(graphFields.filter((f) => f.no === no).map((f) => {
-    const name = [...fields(buf, f.value, f.valueEnd)].find((g) => g.no === 1);
-    return name ? str(buf, name) : "";
-  }));
-}
-
 /**
  * The model with fp32 MatMul/Conv in place of its dynamic int8 products (the same bytes when none
  * match); null when the graph cannot be rewritten here (subgraphs) or the result would be too large.
  */
 export function expandInt8Weights(model: Uint8Array): Int8ExpandResult | null {
-  const graphField = [...fields(model)].find((f) => f.no === 7);
-  if (!graphField) return null;
-  const graphFields = [...fields(model, graphField.value, graphField.valueEnd)];
-  const nodes = graphFields.filter((f) => f.no === 1).map((f) => parseNode(model, f));
-  if (nodes.some((n) => n.hasSubgraph)) return null; // names used inside subgraphs are not tracked
+  const graph = parseGraph(model);
+  if (!graph) return null;
+  const { nodes, inits } = graph;
   const products = nodes.filter((n) => PRODUCTS.has(n.opType) && n.domain === "");
   const dynamicQuantize = (kept: (n: Node) => boolean) =>
     nodes.filter((n) => kept(n) && n.opType === "DynamicQuantizeLinear").length;
   if (products.length === 0) return { bytes: model, products: 0, dynamicQuantizeLeft: dynamicQuantize(() => true) };
-  const inits = new Map<string, Initializer>();
-  for (const f of graphFields) {
-    if (f.no !== 5) continue;
-    const init = parseInitializer(model, f);
-    inits.set(init.name, init);
-  }
-  const graphInputs = names(model, graphFields, 11);
-  const graphOutputs = names(model, graphFields, 12);
   const producer = new Map<string, Node>();
   const consumers = new Map<string, Node[]>();
   for (const n of nodes) {
@@ -201,7 +184,7 @@ export function expandInt8Weights(model: Uint8Array): Int8ExpandResult | null {
   // Drop the candidates nothing live reads any more (a DQL shared by q/k/v goes once all three are
   // rewritten), then the initializers only dropped nodes read.
   const liveInputs = () => {
-    const used = new Set(graphOutputs);
+    const used = new Set(graph.outputs);
     for (const n of live) for (const i of replacement.has(n) ? [] : n.inputs) used.add(i);
     for (const n of replacement.keys()) used.add(producer.get(n.inputs[0]!)!.inputs[0]!); // the fp32 x
     return used;
@@ -217,25 +200,12 @@ export function expandInt8Weights(model: Uint8Array): Int8ExpandResult | null {
     }
   }
   const used = liveInputs();
-  const dropped = new Set([...inits.keys()].filter((name) => !used.has(name) && !graphInputs.has(name)));
+  const dropped = new Set([...inits.keys()].filter((name) => !used.has(name) && !graph.inputs.has(name)));
   const keptBefore = new Set(nodes.flatMap((n) => n.inputs));
   for (const name of [...dropped]) if (!keptBefore.has(name)) dropped.delete(name); // only what the rewrite orphaned
 
-  const nodeAt = new Map(nodes.map((n) => [n.field.start, n]));
-  const graph = new Writer();
-  for (const f of graphFields) {
-    if (f.no === 1) {
-      const node = nodeAt.get(f.start)!;
-      const swap = replacement.get(node);
-      if (swap) graph.bytes(1, swap);
-      else if (live.has(node)) graph.raw(model.subarray(f.start, f.end));
-    } else if (f.no === 5 && dropped.has(parseInitializer(model, f).name)) {
-      continue;
-    } else {
-      graph.raw(model.subarray(f.start, f.end));
-    }
-  }
-  for (const t of newInits) graph.bytes(5, t);
-
-  return { bytes: withGraph(model, graph.finish()), products: replacement.size, dynamicQuantizeLeft: dynamicQuantize((n) => live.has(n)) };
+  // A node is rewritten, kept while live, else dropped.
+  const rewrite = (node: Node) => replacement.get(node) ?? (live.has(node) ? undefined : null);
+  return { bytes: rewriteGraph(model, graph, rewrite, dropped, newInits), products: replacement.size,
+    dynamicQuantizeLeft: dynamicQuantize((n) => live.has(n)) };
 }
